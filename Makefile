@@ -1,0 +1,20 @@
+# Arca: the two README commands.
+#   make run   build and start `arca serve` on embedded defaults (HTTPS, SQLite, local files)
+#   make test  install/start what the tests need (PostgreSQL, …) and run every test
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/arca/target
+CARGO ?= cargo
+ARGS ?=
+
+.PHONY: run test build clean-data
+
+build:
+	$(CARGO) build --locked -p arca-cli
+
+run: build
+	$(CARGO_TARGET_DIR)/debug/arca serve $(ARGS)
+
+test:
+	scripts/test.sh
+
+clean-data:
+	rm -rf ./arca-data

@@ -1,0 +1,379 @@
+//! Starting and stopping `arca` processes and private PostgreSQL clusters.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Which metadata store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend: `both_backends!(name);` defines
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
+
+/// Path of a workspace binary, next to the test executable's directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (make test does)",
+        path.display()
+    );
+    path
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A fresh PostgreSQL database on the cluster `make test` started.
+pub async fn fresh_pg_database() -> String {
+    let admin_url = std::env::var("ARCA_TEST_DATABASE_URL")
+        .expect("ARCA_TEST_DATABASE_URL is not set: run the tests through `make test`, which starts PostgreSQL");
+    let name = format!("arca_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    format!("{base}/{name}")
+}
+
+/// Lines a child process printed, collected as they come.
+#[derive(Clone, Default)]
+pub struct Output(Arc<Mutex<Vec<String>>>);
+
+impl Output {
+    fn collect(&self, stream: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// How to start an `arca serve`.
+pub struct ArcaBuilder {
+    data_dir: PathBuf,
+    listen: String,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl ArcaBuilder {
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn listen(mut self, addr: &str) -> Self {
+        addr.clone_into(&mut self.listen);
+        self
+    }
+
+    pub fn data_dir(mut self, dir: PathBuf) -> Self {
+        self.data_dir = dir;
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(bin("arca"));
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(&self.listen)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.args)
+            .env_remove("DATABASE_URL")
+            .env("ARCA_LOG", "info")
+            .env("ARCA_SHUTDOWN_TIMEOUT", "5")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts the server and waits until it listens.
+    pub async fn start(self) -> Arca {
+        let mut child = self.command().spawn().expect("spawn arca");
+        let (stdout, stderr) = (Output::default(), Output::default());
+        stdout.collect(child.stdout.take().unwrap());
+        stderr.collect(child.stderr.take().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            if let Some(url) = stderr
+                .lines()
+                .iter()
+                .find_map(|l| l.strip_prefix("arca: listening on "))
+            {
+                break url.split_whitespace().next().unwrap().to_owned();
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "arca exited with {status} before listening:\n{}",
+                    stderr.text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "arca did not start in time:\n{}",
+                stderr.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let client = client_for(&self.data_dir, None);
+        Arca {
+            child,
+            url,
+            data_dir: self.data_dir,
+            builder_env: self.env,
+            builder_args: self.args,
+            stdout,
+            stderr,
+            client,
+        }
+    }
+
+    /// Runs the command expecting it to fail at start-up; returns (exit code, stderr).
+    pub fn run_to_failure(self) -> (i32, String) {
+        let output = self.command().output().expect("run arca");
+        assert!(!output.status.success(), "arca was expected to fail");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// An HTTPS client that trusts only the server's certificate in `data_dir`.
+pub fn client_for(data_dir: &Path, tls_version: Option<reqwest::tls::Version>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .use_rustls_tls();
+    if let Ok(pem) = std::fs::read(data_dir.join("tls/cert.pem")) {
+        builder = builder
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .tls_built_in_root_certs(false);
+    }
+    if let Some(version) = tls_version {
+        builder = builder.min_tls_version(version).max_tls_version(version);
+    }
+    builder.build().unwrap()
+}
+
+/// A running `arca serve`; killed when dropped.
+pub struct Arca {
+    child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    builder_env: Vec<(String, String)>,
+    builder_args: Vec<String>,
+    pub stdout: Output,
+    pub stderr: Output,
+    pub client: reqwest::Client,
+}
+
+impl Arca {
+    /// A builder on a new data dir (kept in `dir`), using `backend` for metadata.
+    pub async fn builder(dir: &Path, backend: Backend) -> ArcaBuilder {
+        let mut builder = ArcaBuilder {
+            data_dir: dir.join("data"),
+            listen: "127.0.0.1:0".to_owned(),
+            env: Vec::new(),
+            args: Vec::new(),
+        }
+        .env("ARCA_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        if backend == Backend::Postgres {
+            builder = builder.env("DATABASE_URL", &fresh_pg_database().await);
+        }
+        builder
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Logs in and returns an access token.
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({ "username": username, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login as {username}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "arca did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The same configuration on the same data dir, started again.
+    pub async fn restart(mut self) -> Arca {
+        self.terminate();
+        let builder = ArcaBuilder {
+            data_dir: self.data_dir.clone(),
+            listen: "127.0.0.1:0".to_owned(),
+            env: std::mem::take(&mut self.builder_env),
+            args: std::mem::take(&mut self.builder_args),
+        };
+        builder.start().await
+    }
+}
+
+impl Drop for Arca {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A PostgreSQL cluster of the test's own (so the test may stop and start it).
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl PgCluster {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("arca-pg-")
+            .tempdir()
+            .unwrap();
+        let cluster = Self {
+            dir,
+            port: free_port(),
+        };
+        cluster.run_script("start");
+        cluster
+    }
+
+    fn run_script(&self, action: &str) {
+        let mut cmd = Command::new(repo_root().join("scripts/pg.sh"));
+        cmd.arg(action).arg(self.dir.path());
+        if action == "start" {
+            cmd.arg(self.port.to_string());
+        }
+        let output = cmd.output().unwrap();
+        assert!(
+            output.status.success(),
+            "pg.sh {action}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://arca:arca@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn stop(&self) {
+        self.run_script("stop");
+    }
+
+    pub fn restart(&self) {
+        self.run_script("start");
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.run_script("stop");
+    }
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}

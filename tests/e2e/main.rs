@@ -1,0 +1,6 @@
+//! End-to-end tests: each starts real `arca` processes on fresh data dirs and talks HTTPS
+//! to them, against SQLite and a real PostgreSQL (provided by `make test`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod foundation;
+mod helpers;

@@ -28,10 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!(
-                "arca: error: {}",
-                shared::function::first_line(&e.to_string())
-            );
+            eprintln!("arca: error: {}", shared::function::first_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };

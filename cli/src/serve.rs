@@ -25,26 +25,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 state.config.data_dir.join("tls").display()
             );
         }
-        eprintln!(
-            "arca: TLS certificate SHA-256 fingerprint {}",
-            tls.fingerprint
-        );
+        eprintln!("arca: TLS certificate SHA-256 fingerprint {}", tls.fingerprint);
     }
     let addr = listener.local_addr()?;
-    eprintln!(
-        "arca: listening on {scheme}://{addr} (database: {})",
-        state.db.backend()
-    );
+    eprintln!("arca: listening on {scheme}://{addr} (database: {})", state.db.backend());
     tracing::info!(%addr, scheme, database = state.db.backend(), "arca serve listening");
 
     let router = state.router(shared::all_functions());
-    let result = server::serve(
-        listener,
-        router,
-        tls.map(|t| t.config),
-        state.config.shutdown_timeout,
-    )
-    .await;
+    let result = server::serve(listener, router, tls.map(|t| t.config), state.config.shutdown_timeout).await;
+    state.audit.flush().await;
     state.db.close().await;
     tracing::info!("stopped");
     result

@@ -1,24 +1,42 @@
-//! Access rules: what a caller must present to reach a route, checked in one place.
+//! Access control in one place: the rule of each route (from the route table), checked by
+//! one middleware that authenticates the caller, applies per-role IP allowlists and the
+//! per-principal rate limit, and checks the permission.
 
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::netpolicy::{self, ClientIp};
+use crate::rbac::{self, Permission};
 use crate::users::{self, Role};
+use crate::{sessions, tokens};
 
 /// What a route requires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone, including anonymous callers.
     Public,
-    /// The Prometheus scrape token (`ARCA_METRICS_TOKEN`).
-    MetricsScrape,
-    /// Any signed-in, enabled user.
+    /// Any signed-in, enabled user (or valid API token).
     Authenticated,
+    /// A caller holding this permission.
+    Permission(Permission),
+    /// The Prometheus scrape token (`ARCA_METRICS_TOKEN`), or a caller with `metrics_read`.
+    Metrics,
+}
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A signed-in session: access token `jti`, refresh family `sid`, expiry (Unix s).
+    Session { jti: String, sid: String, exp: i64 },
+    /// An API token.
+    ApiToken { id: String },
+    /// The metrics scrape token.
+    ScrapeToken,
 }
 
 /// The authenticated caller, put into the request's extensions by [`authorize`].
@@ -29,8 +47,31 @@ pub struct Principal {
     /// Current roles, read from the store on each request (not from the token), so that a
     /// role change or a disabled account takes effect at once.
     pub roles: Vec<Role>,
-    pub token_id: String,
+    /// Effective permissions: the roles' permissions, narrowed by an API token's scopes.
+    pub permissions: Vec<Permission>,
+    pub credential: Credential,
 }
+
+impl Principal {
+    pub fn can(&self, permission: Permission) -> bool {
+        self.permissions.contains(&permission)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin) && self.can(Permission::UsersManage)
+    }
+}
+
+/// Who the audit log names for a request; filled in once the caller is known.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub name: String,
+    pub roles: String,
+}
+
+/// A slot the outer audit middleware reads after the route has authenticated the caller.
+#[derive(Debug, Clone, Default)]
+pub struct ActorSlot(pub std::sync::Arc<std::sync::OnceLock<Actor>>);
 
 /// Middleware applied to every route with that route's rule.
 pub async fn authorize(
@@ -38,71 +79,102 @@ pub async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    match access {
-        Access::Public => {}
-        Access::MetricsScrape => {
-            let Some(expected) = state.config.metrics_token.as_deref() else {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "metrics_disabled",
-                    "metrics scraping is disabled: set ARCA_METRICS_TOKEN",
-                ));
-            };
-            let presented = bearer(&request).unwrap_or_default();
-            if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
-                return Err(ApiError::unauthorized(
-                    "invalid_scrape_token",
-                    "a valid scrape token is required",
+    if access == Access::Public {
+        return Ok(next.run(request).await);
+    }
+    let token = bearer(&request).map(str::to_owned);
+    let principal = match (access, token.as_deref()) {
+        (Access::Metrics, Some(t)) if is_scrape_token(&state, t) => Principal {
+            user_id: String::new(),
+            username: "metrics-scraper".to_owned(),
+            roles: Vec::new(),
+            permissions: vec![Permission::MetricsRead],
+            credential: Credential::ScrapeToken,
+        },
+        (_, token) => authenticate(&state, token).await?,
+    };
+    if let Some(slot) = request.extensions().get::<ActorSlot>() {
+        let _ = slot.0.set(Actor { name: principal.username.clone(), roles: users::encode_roles(&principal.roles) });
+    }
+    let ip = request.extensions().get::<ClientIp>().map(|c| c.0);
+    if let Some(ip) = ip {
+        for (role, nets) in &state.config.network.role_allowlists {
+            if principal.roles.contains(role) && !netpolicy::contains(nets, ip) {
+                return Err(ApiError::forbidden(
+                    "ip_not_allowed_for_role",
+                    format!("the {} role may not be used from this address", role.as_str()),
                 ));
             }
         }
-        Access::Authenticated => {
-            let token = bearer(&request).map(str::to_owned);
-            let principal = authenticate(&state, token.as_deref()).await?;
-            request.extensions_mut().insert(principal);
+    }
+    let decision = state
+        .rate_limiter
+        .check(&format!("principal:{}", principal.user_id), state.config.limits.rate_per_minute)
+        .into_result()?;
+    let required = match access {
+        Access::Permission(p) => Some(p),
+        Access::Metrics => Some(Permission::MetricsRead),
+        Access::Authenticated | Access::Public => None,
+    };
+    if let Some(permission) = required {
+        if !principal.can(permission) {
+            return Err(ApiError::forbidden(
+                "permission_denied",
+                format!("this action needs the '{}' permission", permission.as_str()),
+            ));
         }
     }
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(principal);
+    let mut response = next.run(request).await;
+    decision.apply(&mut response);
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn is_scrape_token(state: &AppState, presented: &str) -> bool {
+    state
+        .config
+        .metrics_token
+        .as_deref()
+        .is_some_and(|expected| constant_time_eq(presented.as_bytes(), expected.as_bytes()))
 }
 
 /// The bearer token of the `Authorization` header, if any.
 pub fn bearer(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    request.headers().get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Compares two secrets without leaking where they differ (hashing first equalises lengths).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn unauthenticated() -> ApiError {
-    ApiError::unauthorized("invalid_token", "a valid access token is required")
+pub fn unauthenticated() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "a valid access token is required")
 }
 
-/// Verifies the bearer access token and loads the current state of its user.
+/// Verifies an access token or API token and loads the current state of its user.
 async fn authenticate(state: &AppState, token: Option<&str>) -> Result<Principal, ApiError> {
     let token = token.ok_or_else(unauthenticated)?;
-    let claims = state.jwt.verify(token).map_err(|_| unauthenticated())?;
-    let user = users::find_by_id(&state.db, &claims.sub)
-        .await?
-        .ok_or_else(unauthenticated)?;
+    let (user_id, credential, scopes) = if token.starts_with(tokens::PREFIX) {
+        let api_token = tokens::authenticate(&state.db, token).await?.ok_or_else(unauthenticated)?;
+        (api_token.user_id.clone(), Credential::ApiToken { id: api_token.id.clone() }, Some(api_token.scopes()))
+    } else {
+        let claims = state.jwt.verify(token).map_err(|_| unauthenticated())?;
+        if sessions::is_revoked(&state.db, &claims.jti, &claims.sid).await? {
+            return Err(unauthenticated());
+        }
+        (claims.sub, Credential::Session { jti: claims.jti, sid: claims.sid, exp: claims.exp }, None)
+    };
+    let user = users::find_by_id(&state.db, &user_id).await?.ok_or_else(unauthenticated)?;
     if user.disabled {
         return Err(unauthenticated());
     }
-    Ok(Principal {
-        roles: user.roles(),
-        user_id: user.id,
-        username: user.username,
-        token_id: claims.jti,
-    })
+    let roles = user.roles();
+    let mut permissions = rbac::permissions_of(&roles);
+    if let Some(scopes) = scopes {
+        permissions.retain(|p| scopes.contains(p));
+    }
+    Ok(Principal { roles, permissions, user_id: user.id, username: user.username, credential })
 }

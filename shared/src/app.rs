@@ -6,9 +6,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 
+use crate::audit::Audit;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jwt::JwtKeys;
+use crate::ratelimit::RateLimiter;
 use crate::routes::FunctionRouter;
 use crate::telemetry::Metrics;
 use crate::{http, users};
@@ -23,6 +25,8 @@ pub struct App {
     pub db: Db,
     pub metrics: Metrics,
     pub jwt: JwtKeys,
+    pub audit: Audit,
+    pub rate_limiter: RateLimiter,
 }
 
 impl Deref for AppState {
@@ -45,28 +49,37 @@ impl AppState {
         std::fs::create_dir_all(config.blob_dir())
             .with_context(|| format!("data dir: cannot create {}", config.blob_dir().display()))?;
         let db = Db::connect(&config.database).await?;
-        let generated_admin_password =
-            users::ensure_admin(&db, config.admin_password.as_deref()).await?;
+        let generated_admin_password = users::ensure_admin(&db, config.admin_password.as_deref()).await?;
         let jwt = JwtKeys::load_or_generate(&config.data_dir)?;
+        let audit = Audit::spawn(db.clone());
         let state = AppState(Arc::new(App {
             config,
             db,
             metrics: Metrics::new(),
             jwt,
+            audit,
+            rate_limiter: RateLimiter::default(),
         }));
-        Ok(Startup {
-            state,
-            generated_admin_password,
-        })
+        // Computed off the request path so the first unknown-user login costs what others do.
+        tokio::task::spawn_blocking(|| crate::auth::dummy_hash().len());
+        tokio::spawn(prune_periodically(state.db.clone()));
+        Ok(Startup { state, generated_admin_password })
     }
 
     /// The HTTP router of the given functions, with the common middleware stack.
     pub fn router(&self, functions: Vec<FunctionRouter>) -> Router {
-        let routes = functions
-            .into_iter()
-            .fold(Router::new(), |router, function| {
-                router.merge(function.into_router(self))
-            });
+        let routes =
+            functions.into_iter().fold(Router::new(), |router, function| router.merge(function.into_router(self)));
         http::finish(routes, self.clone())
+    }
+}
+
+async fn prune_periodically(db: Db) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = crate::sessions::prune(&db).await {
+            tracing::warn!(error = %e, "pruning expired sessions failed");
+        }
     }
 }

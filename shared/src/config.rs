@@ -6,26 +6,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use ipnet::IpNet;
+
+use crate::users::Role;
 
 /// Settings shared by `arca serve` and every function binary (flags, or `ARCA_*` variables).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
     /// Address to listen on.
-    #[arg(
-        long,
-        env = "ARCA_LISTEN",
-        default_value = "127.0.0.1:8443",
-        value_name = "ADDR"
-    )]
+    #[arg(long, env = "ARCA_LISTEN", default_value = "127.0.0.1:8443", value_name = "ADDR")]
     pub listen: SocketAddr,
 
     /// Directory for the database, keys, certificates and blobs.
-    #[arg(
-        long,
-        env = "ARCA_DATA_DIR",
-        default_value = "./arca-data",
-        value_name = "DIR"
-    )]
+    #[arg(long, env = "ARCA_DATA_DIR", default_value = "./arca-data", value_name = "DIR")]
     pub data_dir: PathBuf,
 
     /// Metadata database: postgres://… for PostgreSQL; unset for SQLite in the data dir.
@@ -46,12 +39,7 @@ pub struct ServerArgs {
     pub plain_http: bool,
 
     /// Bearer token that Prometheus presents to scrape /api/metrics.
-    #[arg(
-        long,
-        env = "ARCA_METRICS_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    #[arg(long, env = "ARCA_METRICS_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub metrics_token: Option<String>,
 
     /// Largest JSON request body accepted, in bytes.
@@ -59,13 +47,36 @@ pub struct ServerArgs {
     pub max_json_bytes: usize,
 
     /// Seconds to let in-flight requests finish after SIGTERM/SIGINT.
-    #[arg(
-        long,
-        env = "ARCA_SHUTDOWN_TIMEOUT",
-        default_value_t = 30,
-        value_name = "SECS"
-    )]
+    #[arg(long, env = "ARCA_SHUTDOWN_TIMEOUT", default_value_t = 30, value_name = "SECS")]
     pub shutdown_timeout: u64,
+
+    /// CIDRs (or addresses) of reverse proxies whose X-Forwarded-For is trusted.
+    #[arg(long, env = "ARCA_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net, value_name = "CIDRS")]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// CIDRs allowed to use the API at all (empty: any address).
+    #[arg(long, env = "ARCA_ALLOWLIST", value_delimiter = ',', value_parser = parse_net, value_name = "CIDRS")]
+    pub allowlist: Vec<IpNet>,
+
+    /// Requests per minute per client IP, and per user or token.
+    #[arg(long, env = "ARCA_RATE_LIMIT", default_value_t = 1200, value_name = "N")]
+    pub rate_limit: u32,
+
+    /// Login attempts per minute per client IP.
+    #[arg(long, env = "ARCA_LOGIN_RATE_LIMIT", default_value_t = 30, value_name = "N")]
+    pub login_rate_limit: u32,
+
+    /// Failed logins before an account is locked (an IP after four times as many).
+    #[arg(long, env = "ARCA_LOCKOUT_THRESHOLD", default_value_t = 5, value_name = "N")]
+    pub lockout_threshold: u32,
+
+    /// Longest lifetime of an API token, in days.
+    #[arg(long, env = "ARCA_TOKEN_MAX_DAYS", default_value_t = 90, value_name = "DAYS")]
+    pub token_max_days: u32,
+
+    /// Lifetime of a refresh token (sign-in session), in hours.
+    #[arg(long, env = "ARCA_REFRESH_TTL_HOURS", default_value_t = 168, value_name = "HOURS")]
+    pub refresh_ttl_hours: u32,
 
     /// Log filter (tracing syntax), e.g. `info` or `arca=debug`.
     #[arg(long, env = "ARCA_LOG", default_value = "info", value_name = "FILTER")]
@@ -107,6 +118,29 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Initial admin password (`ARCA_ADMIN_PASSWORD`), used only when the admin is created.
     pub admin_password: Option<String>,
+    pub network: NetworkPolicy,
+    pub limits: Limits,
+}
+
+/// Who may connect, and through which proxies.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkPolicy {
+    pub trusted_proxies: Vec<IpNet>,
+    /// Empty: any address.
+    pub allowlist: Vec<IpNet>,
+    /// Per-role allowlists (`ARCA_ALLOWLIST_ADMIN`, …): a caller holding the role must
+    /// come from one of these networks.
+    pub role_allowlists: Vec<(Role, Vec<IpNet>)>,
+}
+
+/// Rate limits, lockout and token lifetimes.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub rate_per_minute: u32,
+    pub login_rate_per_minute: u32,
+    pub lockout_threshold: u32,
+    pub token_max_days: u32,
+    pub refresh_ttl: Duration,
 }
 
 /// Minimum length of any password Arca accepts.
@@ -121,9 +155,7 @@ impl Config {
             (false, Some(cert), Some(key)) => TlsConfig::Files { cert, key },
             _ => TlsConfig::SelfSigned,
         };
-        let admin_password = std::env::var("ARCA_ADMIN_PASSWORD")
-            .ok()
-            .filter(|p| !p.is_empty());
+        let admin_password = std::env::var("ARCA_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
         if let Some(p) = &admin_password {
             if p.chars().count() < MIN_PASSWORD_LEN {
                 bail!("ARCA_ADMIN_PASSWORD: must be at least {MIN_PASSWORD_LEN} characters");
@@ -135,8 +167,43 @@ impl Config {
         if args.max_json_bytes < 1024 {
             bail!("--max-json-bytes (ARCA_MAX_JSON_BYTES): must be at least 1024");
         }
+        let mut role_allowlists = Vec::new();
+        for role in Role::ALL {
+            let var = format!("ARCA_ALLOWLIST_{}", role.as_str().to_uppercase());
+            if let Ok(value) = std::env::var(&var) {
+                let nets = value
+                    .split(',')
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| parse_net(s.trim()).map_err(|e| anyhow::anyhow!("{var}: {e}")))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                role_allowlists.push((role, nets));
+            }
+        }
+        for (name, value) in [
+            ("ARCA_RATE_LIMIT", args.rate_limit),
+            ("ARCA_LOGIN_RATE_LIMIT", args.login_rate_limit),
+            ("ARCA_LOCKOUT_THRESHOLD", args.lockout_threshold),
+            ("ARCA_TOKEN_MAX_DAYS", args.token_max_days),
+            ("ARCA_REFRESH_TTL_HOURS", args.refresh_ttl_hours),
+        ] {
+            if value == 0 {
+                bail!("{name}: must be at least 1");
+            }
+        }
         prepare_data_dir(&args.data_dir)?;
         Ok(Self {
+            network: NetworkPolicy {
+                trusted_proxies: args.trusted_proxies,
+                allowlist: args.allowlist,
+                role_allowlists,
+            },
+            limits: Limits {
+                rate_per_minute: args.rate_limit,
+                login_rate_per_minute: args.login_rate_limit,
+                lockout_threshold: args.lockout_threshold,
+                token_max_days: args.token_max_days,
+                refresh_ttl: Duration::from_secs(u64::from(args.refresh_ttl_hours) * 3600),
+            },
             listen: args.listen,
             data_dir: args.data_dir,
             database,
@@ -154,25 +221,27 @@ impl Config {
     }
 }
 
+/// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("'{s}' is not a CIDR or IP address"))
+}
+
 fn database_config(url: Option<&str>, data_dir: &Path) -> anyhow::Result<DatabaseConfig> {
     let Some(url) = url.filter(|u| !u.is_empty()) else {
-        return Ok(DatabaseConfig::Sqlite {
-            path: data_dir.join("arca.db"),
-        });
+        return Ok(DatabaseConfig::Sqlite { path: data_dir.join("arca.db") });
     };
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "postgres" | "postgresql" => Ok(DatabaseConfig::Postgres {
-            url: url.to_owned(),
-        }),
+        "postgres" | "postgresql" => Ok(DatabaseConfig::Postgres { url: url.to_owned() }),
         "sqlite" => {
             let path = url.trim_start_matches("sqlite://");
             if path.is_empty() {
                 bail!("DATABASE_URL: sqlite:// needs a file path");
             }
-            Ok(DatabaseConfig::Sqlite {
-                path: PathBuf::from(path),
-            })
+            Ok(DatabaseConfig::Sqlite { path: PathBuf::from(path) })
         }
         "" => bail!("DATABASE_URL: not a URL (expected postgres://… or sqlite://…)"),
         // Only the scheme is echoed: the rest may hold credentials.
@@ -205,23 +274,13 @@ mod tests {
     #[test]
     fn database_url_schemes() {
         let dir = Path::new("/d");
-        assert_eq!(
-            database_config(None, dir).unwrap(),
-            DatabaseConfig::Sqlite {
-                path: dir.join("arca.db")
-            }
-        );
+        assert_eq!(database_config(None, dir).unwrap(), DatabaseConfig::Sqlite { path: dir.join("arca.db") });
         assert!(matches!(
             database_config(Some("postgresql://u:p@h/db"), dir).unwrap(),
             DatabaseConfig::Postgres { .. }
         ));
-        let err = database_config(Some("mysql://root:hunter2@h/db"), dir)
-            .unwrap_err()
-            .to_string();
+        let err = database_config(Some("mysql://root:hunter2@h/db"), dir).unwrap_err().to_string();
         assert!(err.contains("unknown scheme 'mysql'"), "{err}");
-        assert!(
-            !err.contains("hunter2"),
-            "the URL's secret must not be echoed: {err}"
-        );
+        assert!(!err.contains("hunter2"), "the URL's secret must not be echoed: {err}");
     }
 }

@@ -50,9 +50,7 @@ impl Db {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
-                    .with_context(|| {
-                        format!("database: cannot open SQLite file {}", path.display())
-                    })?;
+                    .with_context(|| format!("database: cannot open SQLite file {}", path.display()))?;
                 Db::Sqlite(pool)
             }
             DatabaseConfig::Postgres { url } => {
@@ -64,12 +62,7 @@ impl Db {
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "database: cannot connect to PostgreSQL ({})",
-                            pg_reason(&e)
-                        )
-                    })?;
+                    .map_err(|e| anyhow::anyhow!("database: cannot connect to PostgreSQL ({})", pg_reason(&e)))?;
                 Db::Postgres(pool)
             }
         };
@@ -95,10 +88,7 @@ impl Db {
 
     /// Round trip to the database, for health checks.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        with_pool!(self, |pool| sqlx::query("SELECT 1")
-            .execute(pool)
-            .await
-            .map(|_| ()))
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
     }
 
     pub async fn close(&self) {

@@ -22,16 +22,13 @@ pub struct ApiError {
     pub detail: String,
     /// Extra members merged into the problem document (e.g. `retry_after`).
     pub extra: Option<serde_json::Value>,
+    /// Extra response headers (e.g. `Retry-After`).
+    pub headers: Vec<(axum::http::HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            extra: None,
-        }
+        Self { status, code, detail: detail.into(), extra: None, headers: Vec::new() }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -57,11 +54,19 @@ impl ApiError {
     /// A failure whose cause must stay on the server: logged here, sent as a bare 500.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal server error",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
+    }
+
+    pub fn with_header(mut self, name: axum::http::HeaderName, value: impl Into<HeaderValue>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// 429 with `Retry-After`.
+    pub fn too_many(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail)
+            .with_header(header::RETRY_AFTER, retry_after_secs)
+            .with_extra(json!({ "retry_after": retry_after_secs }))
     }
 
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
@@ -73,13 +78,9 @@ impl ApiError {
     pub fn from_status(status: StatusCode) -> Self {
         let (code, detail) = match status {
             StatusCode::NOT_FOUND => ("not_found", "no such route"),
-            StatusCode::METHOD_NOT_ALLOWED => {
-                ("method_not_allowed", "method not allowed on this route")
-            }
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route"),
             StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "request body too large"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ("unsupported_media_type", "unsupported content type")
-            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type"),
             StatusCode::REQUEST_TIMEOUT => ("request_timeout", "request timed out"),
             StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests"),
             StatusCode::UNAUTHORIZED => ("unauthorized", "authentication required"),
@@ -114,15 +115,15 @@ impl IntoResponse for ApiError {
             "code": self.code,
             "detail": self.detail,
         });
-        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
-            (self.extra, body.as_object_mut())
-        {
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) = (self.extra, body.as_object_mut()) {
             obj.extend(extra);
         }
         let mut response = (self.status, body.to_string()).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in self.headers {
+            headers.insert(name, value);
+        }
         response
     }
 }
@@ -149,9 +150,7 @@ where
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection {
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::bad_request("malformed_json", "request body is not valid JSON")
-        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request("malformed_json", "request body is not valid JSON"),
         JsonRejection::JsonDataError(e) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",

@@ -38,12 +38,10 @@ pub fn main(function: fn() -> FunctionRouter) -> ExitCode {
 
 async fn run(function: fn() -> FunctionRouter) -> anyhow::Result<()> {
     // Functions take configuration from the environment only.
-    let mut args = FunctionArgs::try_parse_from(["function"])
-        .map_err(|e| anyhow::anyhow!(first_line(&e.to_string())))?;
+    let mut args =
+        FunctionArgs::try_parse_from(["function"]).map_err(|e| anyhow::anyhow!(first_line(&e.to_string())))?;
     let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p
-            .parse()
-            .with_context(|| format!("PORT: not a port number: '{p}'"))?,
+        Ok(p) => p.parse().with_context(|| format!("PORT: not a port number: '{p}'"))?,
         Err(_) => 8080,
     };
     args.server.listen = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
@@ -57,13 +55,13 @@ async fn run(function: fn() -> FunctionRouter) -> anyhow::Result<()> {
     let router = state.router(vec![function.merge(system::router())]);
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         tracing::info!(function = name, "running on AWS Lambda");
-        return lambda_http::run(router)
-            .await
-            .map_err(|e| anyhow::anyhow!("lambda: {e}"));
+        return lambda_http::run(router).await.map_err(|e| anyhow::anyhow!("lambda: {e}"));
     }
     let listener = server::bind(state.config.listen)?;
     tracing::info!(function = name, listen = %state.config.listen, "function listening");
-    server::serve(listener, router, None, state.config.shutdown_timeout).await
+    let result = server::serve(listener, router, None, state.config.shutdown_timeout).await;
+    state.audit.flush().await;
+    result
 }
 
 /// clap renders errors over several lines; Arca reports configuration problems in one.

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
@@ -11,17 +12,23 @@ pub mod fsutil;
 pub mod function;
 pub mod http;
 pub mod jwt;
+pub mod lockout;
+pub mod netpolicy;
 pub mod openapi;
+pub mod ratelimit;
+pub mod rbac;
 pub mod routes;
 pub mod server;
+pub mod sessions;
 pub mod system;
 pub mod telemetry;
 pub mod tls;
+pub mod tokens;
 pub mod users;
 
 use routes::FunctionRouter;
 
 /// Every function's routes, as `arca serve` runs them in one process.
 pub fn all_functions() -> Vec<FunctionRouter> {
-    vec![system::router(), auth::router()]
+    vec![system::router(), auth::router(), users::router(), audit::router()]
 }

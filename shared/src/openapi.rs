@@ -6,17 +6,21 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{auth, system};
+use crate::{audit, auth, system, tokens, users};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Arca", description = "Secure artifact manager: verified, scanned, signed, audited."),
     paths(
         system::health, system::liveness, system::readiness, system::metrics, system::openapi,
-        auth::login, auth::me, auth::jwks,
+        auth::login, auth::refresh, auth::logout, auth::me, auth::jwks,
+        tokens::create, tokens::list, tokens::revoke,
+        users::list, users::create_user, users::update, users::roles,
+        audit::search, audit::verify_chain,
     ),
     modifiers(&SecuritySchemes),
-    tags((name = "system", description = "Health, metrics and this document"), (name = "auth", description = "Sign-in and identity"))
+    tags((name = "system", description = "Health, metrics and this document"), (name = "auth", description = "Sign-in, identity and API tokens"),
+        (name = "users", description = "Accounts and roles"), (name = "audit", description = "The tamper-evident audit log"))
 )]
 struct ApiDoc;
 
@@ -31,12 +35,7 @@ impl Modify for SecuritySchemes {
         );
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
 }
@@ -72,12 +71,11 @@ mod tests {
         let mut table = Vec::new();
         for function in crate::all_functions() {
             for spec in function.specs() {
-                let item = doc.paths.paths.get(spec.path).unwrap_or_else(|| {
-                    panic!(
-                        "{} {} is served but not in openapi.json",
-                        spec.method, spec.path
-                    )
-                });
+                let item = doc
+                    .paths
+                    .paths
+                    .get(spec.path)
+                    .unwrap_or_else(|| panic!("{} {} is served but not in openapi.json", spec.method, spec.path));
                 let documented = match http_method(&spec.method) {
                     HttpMethod::Get => item.get.is_some(),
                     HttpMethod::Post => item.post.is_some(),
@@ -87,19 +85,12 @@ mod tests {
                     HttpMethod::Head => item.head.is_some(),
                     _ => false,
                 };
-                assert!(
-                    documented,
-                    "{} {} is served but its method is not documented",
-                    spec.method, spec.path
-                );
+                assert!(documented, "{} {} is served but its method is not documented", spec.method, spec.path);
                 table.push(spec.path);
             }
         }
         for path in doc.paths.paths.keys() {
-            assert!(
-                table.contains(&path.as_str()),
-                "{path} is documented but not served"
-            );
+            assert!(table.contains(&path.as_str()), "{path} is documented but not served");
         }
     }
 }

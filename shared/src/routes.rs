@@ -28,33 +28,17 @@ pub struct FunctionRouter {
 
 impl FunctionRouter {
     pub fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            entries: Vec::new(),
-        }
+        Self { name, entries: Vec::new() }
     }
 
     /// Adds a route with the access it requires.
-    pub fn route<H, T>(
-        mut self,
-        method: Method,
-        path: &'static str,
-        access: Access,
-        handler: H,
-    ) -> Self
+    pub fn route<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
-        self.entries.push((
-            RouteSpec {
-                method,
-                path,
-                access,
-            },
-            on(filter, handler),
-        ));
+        self.entries.push((RouteSpec { method, path, access }, on(filter, handler)));
         self
     }
 
@@ -70,12 +54,9 @@ impl FunctionRouter {
 
     /// Builds the axum router, wrapping each route in its access check.
     pub fn into_router(self, state: &AppState) -> Router<AppState> {
-        self.entries
-            .into_iter()
-            .fold(Router::new(), |router, (spec, method_router)| {
-                let guarded = method_router
-                    .route_layer(from_fn_with_state((state.clone(), spec.access), authorize));
-                router.route(spec.path, guarded)
-            })
+        self.entries.into_iter().fold(Router::new(), |router, (spec, method_router)| {
+            let guarded = method_router.route_layer(from_fn_with_state((state.clone(), spec.access), authorize));
+            router.route(spec.path, guarded)
+        })
     }
 }

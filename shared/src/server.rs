@@ -11,8 +11,7 @@ use axum_server::Handle;
 
 /// Binds the listening socket up front so that "port in use" is a clear start-up error.
 pub fn bind(addr: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    let listener =
-        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     listener.set_nonblocking(true).context("listener")?;
     Ok(listener)
 }
@@ -35,12 +34,7 @@ pub async fn serve(
                 .serve(service)
                 .await
         }
-        None => {
-            axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(service)
-                .await
-        }
+        None => axum_server::from_tcp(listener).handle(handle).serve(service).await,
     }
     .context("server")
 }
@@ -64,9 +58,6 @@ async fn shutdown_on_signal(handle: Handle, timeout: Duration) {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!(
-        timeout_secs = timeout.as_secs(),
-        "shutting down: finishing in-flight requests"
-    );
+    tracing::info!(timeout_secs = timeout.as_secs(), "shutting down: finishing in-flight requests");
     handle.graceful_shutdown(Some(timeout));
 }

@@ -19,7 +19,7 @@ pub fn router() -> FunctionRouter {
         .route(Method::GET, "/api/health", Access::Public, health)
         .route(Method::GET, "/health/liveness", Access::Public, liveness)
         .route(Method::GET, "/health/readiness", Access::Public, readiness)
-        .route(Method::GET, "/api/metrics", Access::MetricsScrape, metrics)
+        .route(Method::GET, "/api/metrics", Access::Metrics, metrics)
         .route(Method::GET, "/api/openapi.json", Access::Public, openapi)
 }
 
@@ -82,17 +82,9 @@ async fn check_storage(state: &AppState) -> Check {
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let (database, storage) = tokio::join!(check_database(&state), check_storage(&state));
     let healthy = database == Check::Ok && storage == Check::Ok;
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = Health {
-        status: if healthy {
-            Check::Ok
-        } else {
-            Check::Unavailable
-        },
+        status: if healthy { Check::Ok } else { Check::Unavailable },
         checks: HealthChecks { database, storage },
     };
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body))
@@ -115,16 +107,10 @@ pub async fn readiness(State(state): State<AppState>) -> StatusCode {
 
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/api/metrics", tag = "system",
-    security(("scrape_token" = [])),
+    security(("scrape_token" = []), ("bearer" = [])),
     responses((status = 200, content_type = "text/plain; version=0.0.4"), (status = 401), (status = 403)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        state.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }
 
 /// The OpenAPI 3 document of every route.

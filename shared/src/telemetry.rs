@@ -1,15 +1,12 @@
 //! Structured JSON logs and Prometheus metrics.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the JSON log subscriber (stdout). Each line carries the request span's fields,
 /// among them `request_id`.
 pub fn init_logging(filter: &str) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(filter)
-        .map_err(|_| anyhow::anyhow!("ARCA_LOG: invalid log filter '{filter}'"))?;
+    let filter = EnvFilter::try_new(filter).map_err(|_| anyhow::anyhow!("ARCA_LOG: invalid log filter '{filter}'"))?;
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -33,10 +30,7 @@ impl Metrics {
         let registry = Registry::new();
         let labels = &["method", "route", "status"];
         let http_requests = IntCounterVec::new(
-            Opts::new(
-                "arca_http_requests_total",
-                "HTTP requests by route template and status",
-            ),
+            Opts::new("arca_http_requests_total", "HTTP requests by route template and status"),
             labels,
         )
         .expect("valid metric");
@@ -45,30 +39,17 @@ impl Metrics {
                 "arca_http_request_duration_seconds",
                 "HTTP request latency by route template and status",
             )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
             labels,
         )
         .expect("valid metric");
-        registry
-            .register(Box::new(http_requests.clone()))
-            .expect("unique metric");
-        registry
-            .register(Box::new(http_duration.clone()))
-            .expect("unique metric");
-        Self {
-            registry,
-            http_requests,
-            http_duration,
-        }
+        registry.register(Box::new(http_requests.clone())).expect("unique metric");
+        registry.register(Box::new(http_duration.clone())).expect("unique metric");
+        Self { registry, http_requests, http_duration }
     }
 
     /// Registers another collector (used by later subsystems: scans, outbox, …).
-    pub fn register(
-        &self,
-        collector: Box<dyn prometheus::core::Collector>,
-    ) -> prometheus::Result<()> {
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) -> prometheus::Result<()> {
         self.registry.register(collector)
     }
 

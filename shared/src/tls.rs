@@ -44,40 +44,23 @@ pub fn load(tls: &TlsConfig, data_dir: &Path) -> anyhow::Result<Option<Tls>> {
         .context("TLS: protocol versions")?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .with_context(|| {
-            format!(
-                "TLS: key {} does not match the certificate",
-                key_path.display()
-            )
-        })?;
+        .with_context(|| format!("TLS: key {} does not match the certificate", key_path.display()))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(Tls {
-        config: Arc::new(config),
-        fingerprint,
-        generated,
-    }))
+    Ok(Some(Tls { config: Arc::new(config), fingerprint, generated }))
 }
 
 fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("TLS: cannot create {}", dir.display()))?;
-    let names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    let certified =
-        rcgen::generate_simple_self_signed(names).context("TLS: certificate generation")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("TLS: cannot create {}", dir.display()))?;
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let certified = rcgen::generate_simple_self_signed(names).context("TLS: certificate generation")?;
     write_secret(key, certified.key_pair.serialize_pem().as_bytes())
         .with_context(|| format!("TLS: cannot write {}", key.display()))?;
-    std::fs::write(cert, certified.cert.pem())
-        .with_context(|| format!("TLS: cannot write {}", cert.display()))?;
+    std::fs::write(cert, certified.cert.pem()).with_context(|| format!("TLS: cannot write {}", cert.display()))?;
     Ok(())
 }
 
 fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path)
-        .with_context(|| format!("TLS: cannot read certificate {}", path.display()))?;
+    let pem = std::fs::read(path).with_context(|| format!("TLS: cannot read certificate {}", path.display()))?;
     let certs = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("TLS: {} is not a PEM certificate", path.display()))?;
@@ -88,8 +71,7 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 }
 
 fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    let pem =
-        std::fs::read(path).with_context(|| format!("TLS: cannot read key {}", path.display()))?;
+    let pem = std::fs::read(path).with_context(|| format!("TLS: cannot read key {}", path.display()))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .ok()
         .flatten()
@@ -98,9 +80,5 @@ fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
 
 /// `AB:CD:…` SHA-256 fingerprint of a DER certificate, as browsers and openssl show it.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }

@@ -7,16 +7,10 @@ use reqwest::tls::Version;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{
-    client_for, eventually, Arca, ArcaBuilder, Backend, PgCluster, ADMIN_PASSWORD,
-};
+use crate::helpers::{client_for, eventually, Arca, ArcaBuilder, Backend, PgCluster, ADMIN_PASSWORD};
 
 fn is_problem(response: &reqwest::Response) -> bool {
-    response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        == Some("application/problem+json")
+    response.headers().get("content-type").and_then(|v| v.to_str().ok()) == Some("application/problem+json")
 }
 
 /// Starts with its data, answers health over TLS 1.2 and 1.3, refuses TLS 1.0/1.1.
@@ -38,25 +32,13 @@ async fn serves_health_over_tls(backend: Backend) {
     let addr = arca.url.trim_start_matches("https://").to_owned();
     let handshake = |flag: &str| {
         Command::new("openssl")
-            .args([
-                "s_client",
-                "-connect",
-                &addr,
-                flag,
-                "-cipher",
-                "DEFAULT:@SECLEVEL=0",
-                "-brief",
-            ])
+            .args(["s_client", "-connect", &addr, flag, "-cipher", "DEFAULT:@SECLEVEL=0", "-brief"])
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap()
     };
     let control = handshake("-tls1_2");
-    assert!(
-        control.status.success(),
-        "openssl cannot do TLS 1.2: {}",
-        String::from_utf8_lossy(&control.stderr)
-    );
+    assert!(control.status.success(), "openssl cannot do TLS 1.2: {}", String::from_utf8_lossy(&control.stderr));
     for flag in ["-tls1", "-tls1_1"] {
         let output = handshake(flag);
         let text = String::from_utf8_lossy(&output.stderr).to_lowercase();
@@ -66,10 +48,7 @@ async fn serves_health_over_tls(backend: Backend) {
             text.contains("alert protocol version") || text.contains("alert handshake failure"),
             "{flag} should be refused by the server: {text}"
         );
-        assert!(
-            !String::from_utf8_lossy(&output.stdout).contains("Protocol version: TLSv1"),
-            "{flag} negotiated"
-        );
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("Protocol version: TLSv1"), "{flag} negotiated");
     }
 }
 both_backends!(serves_health_over_tls);
@@ -88,29 +67,17 @@ async fn restart_keeps_state(backend: Backend) {
         .expect("generated admin password is printed on first start")
         .to_owned();
     let fingerprint = |text: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix("arca: TLS certificate SHA-256 fingerprint "))
-            .map(str::to_owned)
+        text.lines().find_map(|l| l.strip_prefix("arca: TLS certificate SHA-256 fingerprint ")).map(str::to_owned)
     };
     let first_fp = fingerprint(&first).expect("fingerprint printed");
     arca.login("admin", &password).await;
-    assert!(
-        !arca.stdout.text().contains(&password),
-        "the password must not reach the logs"
-    );
+    assert!(!arca.stdout.text().contains(&password), "the password must not reach the logs");
 
     let arca = arca.restart().await;
     let second = arca.stderr.text();
-    assert!(
-        !second.contains("password:"),
-        "the password must not be printed again: {second}"
-    );
+    assert!(!second.contains("password:"), "the password must not be printed again: {second}");
     assert!(!second.contains(&password));
-    assert_eq!(
-        fingerprint(&second).as_deref(),
-        Some(first_fp.as_str()),
-        "certificate kept"
-    );
+    assert_eq!(fingerprint(&second).as_deref(), Some(first_fp.as_str()), "certificate kept");
     arca.login("admin", &password).await;
     let cert = std::fs::read(arca.data_dir.join("tls/cert.pem")).unwrap();
     assert!(!cert.is_empty());
@@ -122,24 +89,13 @@ async fn errors_are_problems(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let arca = Arca::builder(dir.path(), backend).await.start().await;
     let cases = [
-        (
-            arca.client.get(arca.url("/api/no-such-route")),
-            404,
-            "not_found",
-        ),
-        (
-            arca.client.delete(arca.url("/api/health")),
-            405,
-            "method_not_allowed",
-        ),
+        (arca.client.get(arca.url("/api/no-such-route")), 404, "not_found"),
+        (arca.client.delete(arca.url("/api/health")), 405, "method_not_allowed"),
         (
             arca.client
                 .post(arca.url("/api/auth/login"))
                 .header("content-type", "application/json")
-                .body(format!(
-                    "{{\"username\":\"{}\"}}",
-                    "x".repeat(2 * 1024 * 1024)
-                )),
+                .body(format!("{{\"username\":\"{}\"}}", "x".repeat(2 * 1024 * 1024))),
             413,
             "payload_too_large",
         ),
@@ -151,16 +107,8 @@ async fn errors_are_problems(backend: Backend) {
             400,
             "malformed_json",
         ),
-        (
-            arca.client.post(arca.url("/api/auth/login")).body("{}"),
-            415,
-            "unsupported_media_type",
-        ),
-        (
-            arca.client.get(arca.url("/api/auth/me")),
-            401,
-            "invalid_token",
-        ),
+        (arca.client.post(arca.url("/api/auth/login")).body("{}"), 415, "unsupported_media_type"),
+        (arca.client.get(arca.url("/api/auth/me")), 401, "invalid_token"),
     ];
     for (request, status, code) in cases {
         let response = request.send().await.unwrap();
@@ -181,15 +129,9 @@ both_backends!(errors_are_problems);
 #[tokio::test]
 async fn request_id_in_header_and_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let arca = Arca::builder(dir.path(), Backend::Sqlite)
-        .await
-        .start()
-        .await;
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
     let response = arca.get("/api/health").await;
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(
         eventually(Duration::from_secs(5), || async {
             arca.stdout.lines().iter().any(|line| {
@@ -208,60 +150,28 @@ async fn request_id_in_header_and_logs() {
 async fn metrics_need_the_scrape_token() {
     let dir = tempfile::tempdir().unwrap();
     let token = "scrape-token-0123456789";
-    let arca = Arca::builder(dir.path(), Backend::Sqlite)
-        .await
-        .env("ARCA_METRICS_TOKEN", token)
-        .start()
-        .await;
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.env("ARCA_METRICS_TOKEN", token).start().await;
     arca.get("/api/health").await;
     arca.get("/api/nothing-here").await;
     assert_eq!(arca.get("/api/metrics").await.status(), 401);
-    let wrong = arca
-        .client
-        .get(arca.url("/api/metrics"))
-        .bearer_auth("nope-nope-nope-nope")
-        .send()
-        .await
-        .unwrap();
+    let wrong = arca.client.get(arca.url("/api/metrics")).bearer_auth("nope-nope-nope-nope").send().await.unwrap();
     assert_eq!(wrong.status(), 401);
-    let response = arca
-        .client
-        .get(arca.url("/api/metrics"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = arca.client.get(arca.url("/api/metrics")).bearer_auth(token).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
-    assert!(
-        text.contains(
-            r#"arca_http_requests_total{method="GET",route="/api/health",status="200"} 1"#
-        ),
-        "{text}"
-    );
+    assert!(text.contains(r#"arca_http_requests_total{method="GET",route="/api/health",status="200"} 1"#), "{text}");
     assert!(text.contains(r#"route="unmatched",status="404""#), "{text}");
-    assert!(
-        text.contains("arca_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
+    assert!(text.contains("arca_http_request_duration_seconds_bucket"), "{text}");
 }
 
 /// The OpenAPI document served lists the routes.
 #[tokio::test]
 async fn openapi_document_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let arca = Arca::builder(dir.path(), Backend::Sqlite)
-        .await
-        .start()
-        .await;
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
     let doc: Value = arca.get("/api/openapi.json").await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in [
-        "/api/health",
-        "/api/metrics",
-        "/api/auth/login",
-        "/api/openapi.json",
-    ] {
+    for path in ["/api/health", "/api/metrics", "/api/auth/login", "/api/openapi.json"] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }
 }
@@ -271,11 +181,7 @@ async fn openapi_document_is_served() {
 async fn health_follows_postgres_outage() {
     let dir = tempfile::tempdir().unwrap();
     let pg = PgCluster::start();
-    let arca = Arca::builder(dir.path(), Backend::Sqlite)
-        .await
-        .env("DATABASE_URL", &pg.url())
-        .start()
-        .await;
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.env("DATABASE_URL", &pg.url()).start().await;
     assert_eq!(arca.get("/api/health").await.status(), 200);
     pg.stop();
     let response = arca.get("/api/health").await;
@@ -286,10 +192,7 @@ async fn health_follows_postgres_outage() {
     assert_eq!(body["checks"]["storage"], "ok");
     pg.restart();
     assert!(
-        eventually(Duration::from_secs(30), || async {
-            arca.get("/api/health").await.status() == 200
-        })
-        .await,
+        eventually(Duration::from_secs(30), || async { arca.get("/api/health").await.status() == 200 }).await,
         "health did not recover after PostgreSQL came back"
     );
 }
@@ -298,10 +201,7 @@ async fn health_follows_postgres_outage() {
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let mut arca = Arca::builder(dir.path(), Backend::Sqlite)
-        .await
-        .start()
-        .await;
+    let mut arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
     assert_eq!(arca.get("/api/health").await.status(), 200);
     assert_eq!(arca.terminate(), Some(0));
 }
@@ -312,10 +212,7 @@ fn assert_one_line_error(builder: ArcaBuilder, names: &str) {
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line, got:\n{stderr}");
     assert!(lines[0].starts_with("arca: error: "), "{stderr}");
-    assert!(
-        lines[0].contains(names),
-        "error should name '{names}': {stderr}"
-    );
+    assert!(lines[0].contains(names), "error should name '{names}': {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
@@ -325,16 +222,8 @@ async fn bad_configuration_is_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let builder = || async { Arca::builder(dir.path(), Backend::Sqlite).await };
 
-    assert_one_line_error(
-        builder()
-            .await
-            .env("DATABASE_URL", "mysql://root:secret@db/arca"),
-        "DATABASE_URL",
-    );
-    let (_, stderr) = builder()
-        .await
-        .env("DATABASE_URL", "mysql://root:secret@db/arca")
-        .run_to_failure();
+    assert_one_line_error(builder().await.env("DATABASE_URL", "mysql://root:secret@db/arca"), "DATABASE_URL");
+    let (_, stderr) = builder().await.env("DATABASE_URL", "mysql://root:secret@db/arca").run_to_failure();
     assert!(!stderr.contains("secret"), "credentials echoed: {stderr}");
 
     let file = dir.path().join("a-file");
@@ -346,20 +235,9 @@ async fn bad_configuration_is_one_line() {
     assert_one_line_error(builder().await.listen(&addr), "cannot listen");
 
     assert_one_line_error(builder().await.listen("not-an-address"), "--listen");
-    assert_one_line_error(
-        builder().await.env("ARCA_SHUTDOWN_TIMEOUT", "soon"),
-        "--shutdown-timeout",
-    );
-    assert_one_line_error(
-        builder().await.env("ARCA_ADMIN_PASSWORD", "short"),
-        "ARCA_ADMIN_PASSWORD",
-    );
-    assert_one_line_error(
-        builder()
-            .await
-            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
-        "database",
-    );
+    assert_one_line_error(builder().await.env("ARCA_SHUTDOWN_TIMEOUT", "soon"), "--shutdown-timeout");
+    assert_one_line_error(builder().await.env("ARCA_ADMIN_PASSWORD", "short"), "ARCA_ADMIN_PASSWORD");
+    assert_one_line_error(builder().await.env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"), "database");
 }
 
 /// A function binary serves its own routes plus probes, in plain HTTP on $PORT.
@@ -379,18 +257,10 @@ async fn function_binary_serves_probes() {
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let up = eventually(Duration::from_secs(30), || async {
-        client
-            .get(format!("{base}/health/readiness"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
+        client.get(format!("{base}/health/readiness")).send().await.is_ok_and(|r| r.status() == 200)
     })
     .await;
-    let live = client
-        .get(format!("{base}/health/liveness"))
-        .send()
-        .await
-        .map(|r| r.status().as_u16());
+    let live = client.get(format!("{base}/health/liveness")).send().await.map(|r| r.status().as_u16());
     let login = client
         .post(format!("{base}/api/auth/login"))
         .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))

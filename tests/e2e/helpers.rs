@@ -38,19 +38,12 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the workspace binaries first (make test does)",
-        path.display()
-    );
+    assert!(path.exists(), "{} is missing: build the workspace binaries first (make test does)", path.display());
     path
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 
 /// A fresh PostgreSQL database on the cluster `make test` started.
@@ -58,13 +51,8 @@ pub async fn fresh_pg_database() -> String {
     let admin_url = std::env::var("ARCA_TEST_DATABASE_URL")
         .expect("ARCA_TEST_DATABASE_URL is not set: run the tests through `make test`, which starts PostgreSQL");
     let name = format!("arca_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(&admin_url)
-        .await
-        .expect("connect to the test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&pool)
-        .await
-        .unwrap();
+    let pool = sqlx::PgPool::connect(&admin_url).await.expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
     pool.close().await;
     let base = admin_url.rsplit_once('/').unwrap().0;
     format!("{base}/{name}")
@@ -102,6 +90,11 @@ pub struct ArcaBuilder {
 }
 
 impl ArcaBuilder {
+    /// The `DATABASE_URL` this server will use, when PostgreSQL.
+    pub fn database_url(&self) -> Option<String> {
+        self.env.iter().find(|(k, _)| k == "DATABASE_URL").map(|(_, v)| v.clone())
+    }
+
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
@@ -114,11 +107,6 @@ impl ArcaBuilder {
 
     pub fn data_dir(mut self, dir: PathBuf) -> Self {
         self.data_dir = dir;
-        self
-    }
-
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.args.push(arg.to_owned());
         self
     }
 
@@ -148,25 +136,14 @@ impl ArcaBuilder {
         stderr.collect(child.stderr.take().unwrap());
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = loop {
-            if let Some(url) = stderr
-                .lines()
-                .iter()
-                .find_map(|l| l.strip_prefix("arca: listening on "))
-            {
+            if let Some(url) = stderr.lines().iter().find_map(|l| l.strip_prefix("arca: listening on ")) {
                 break url.split_whitespace().next().unwrap().to_owned();
             }
             if let Some(status) = child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "arca exited with {status} before listening:\n{}",
-                    stderr.text()
-                );
+                panic!("arca exited with {status} before listening:\n{}", stderr.text());
             }
-            assert!(
-                Instant::now() < deadline,
-                "arca did not start in time:\n{}",
-                stderr.text()
-            );
+            assert!(Instant::now() < deadline, "arca did not start in time:\n{}", stderr.text());
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         let client = client_for(&self.data_dir, None);
@@ -186,22 +163,16 @@ impl ArcaBuilder {
     pub fn run_to_failure(self) -> (i32, String) {
         let output = self.command().output().expect("run arca");
         assert!(!output.status.success(), "arca was expected to fail");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
     }
 }
 
 /// An HTTPS client that trusts only the server's certificate in `data_dir`.
 pub fn client_for(data_dir: &Path, tls_version: Option<reqwest::tls::Version>) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .use_rustls_tls();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30)).use_rustls_tls();
     if let Ok(pem) = std::fs::read(data_dir.join("tls/cert.pem")) {
-        builder = builder
-            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .tls_built_in_root_certs(false);
+        builder =
+            builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).tls_built_in_root_certs(false);
     }
     if let Some(version) = tls_version {
         builder = builder.min_tls_version(version).max_tls_version(version);
@@ -293,20 +264,12 @@ impl Drop for Arca {
 }
 
 pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
+    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
     assert!(status.success());
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A PostgreSQL cluster of the test's own (so the test may stop and start it).
@@ -317,14 +280,8 @@ pub struct PgCluster {
 
 impl PgCluster {
     pub fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("arca-pg-")
-            .tempdir()
-            .unwrap();
-        let cluster = Self {
-            dir,
-            port: free_port(),
-        };
+        let dir = tempfile::Builder::new().prefix("arca-pg-").tempdir().unwrap();
+        let cluster = Self { dir, port: free_port() };
         cluster.run_script("start");
         cluster
     }
@@ -336,11 +293,7 @@ impl PgCluster {
             cmd.arg(self.port.to_string());
         }
         let output = cmd.output().unwrap();
-        assert!(
-            output.status.success(),
-            "pg.sh {action}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "pg.sh {action}: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     pub fn url(&self) -> String {
@@ -377,3 +330,55 @@ where
     }
     false
 }
+
+/// JSON requests with an optional bearer token.
+impl Arca {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Full login answer (access and refresh tokens).
+    pub async fn login_body(&self, username: &str, password: &str) -> serde_json::Value {
+        let response = self
+            .call(
+                reqwest::Method::POST,
+                "/api/auth/login",
+                None,
+                Some(serde_json::json!({ "username": username, "password": password })),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login as {username}");
+        response.json().await.unwrap()
+    }
+
+    /// Creates a user with `roles` (as admin) and returns its id.
+    pub async fn create_user(&self, admin: &str, username: &str, roles: &[&str]) -> String {
+        let response = self
+            .call(
+                reqwest::Method::POST,
+                "/api/users",
+                Some(admin),
+                Some(serde_json::json!({ "username": username, "password": USER_PASSWORD, "roles": roles })),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "create {username}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Password of users the tests create.
+pub const USER_PASSWORD: &str = "a-long-test-password";

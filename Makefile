@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/arca/target
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test build clean-data
+.PHONY: run test build bench clean-data
 
 build:
 	$(CARGO) build --locked -p arca-cli
@@ -18,3 +18,9 @@ test:
 
 clean-data:
 	rm -rf ./arca-data
+
+# Benchmarks: each figure next to its baseline, measured in the same run.
+bench: build
+	$(CARGO) build --locked -p arca-e2e --bin arca-bench
+	scripts/bench-startup.sh $(CARGO_TARGET_DIR)/debug/arca
+	$(CARGO_TARGET_DIR)/debug/arca-bench $(CARGO_TARGET_DIR)/debug/arca

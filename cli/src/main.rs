@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod serve;
 
 #[derive(Parser)]
@@ -17,6 +18,19 @@ struct Cli {
 enum Command {
     /// Run every Arca function in one process (HTTPS, SQLite and encrypted local files by default).
     Serve(shared::config::ServerArgs),
+    /// Sign in to an Arca server and store the session (refresh token, mode 0600).
+    Login {
+        /// Server URL, e.g. https://127.0.0.1:8443
+        #[arg(long, env = "ARCA_SERVER", default_value = "https://127.0.0.1:8443")]
+        server: String,
+        #[arg(long, short, env = "ARCA_USERNAME")]
+        username: String,
+        /// CA or self-signed certificate (PEM) to trust for this server.
+        #[arg(long, env = "ARCA_CA_CERT")]
+        ca_cert: Option<std::path::PathBuf>,
+    },
+    /// Show who the stored session (or ARCA_TOKEN) belongs to.
+    Whoami,
 }
 
 fn main() -> ExitCode {
@@ -42,6 +56,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Login { server, username, ca_cert } => client::login(&server, &username, ca_cert.as_deref()).await,
+            Command::Whoami => {
+                let me = client::Client::connect().await?.get_json("/api/auth/me").await?;
+                let roles: Vec<&str> =
+                    me["roles"].as_array().into_iter().flatten().filter_map(|r| r.as_str()).collect();
+                println!("{} ({})", me["username"].as_str().unwrap_or("?"), roles.join(", "));
+                Ok(())
+            }
         }
     });
     match result {

@@ -51,7 +51,10 @@ impl AppState {
         let db = Db::connect(&config.database).await?;
         let generated_admin_password = users::ensure_admin(&db, config.admin_password.as_deref()).await?;
         let jwt = JwtKeys::load_or_generate(&config.data_dir)?;
-        let audit = Audit::spawn(db.clone());
+        let audit = Audit::spawn(db.clone(), config.audit_enabled);
+        if !config.audit_enabled {
+            tracing::warn!("ARCA_BENCH_NO_AUDIT is set: the audit log is NOT written (benchmarks only)");
+        }
         let state = AppState(Arc::new(App {
             config,
             db,

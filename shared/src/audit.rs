@@ -99,7 +99,7 @@ impl AuditEntry {
 }
 
 enum Message {
-    Record(AuditEvent, Option<oneshot::Sender<()>>),
+    Record(Box<AuditEvent>, Option<oneshot::Sender<()>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -110,16 +110,16 @@ pub struct Audit {
 }
 
 impl Audit {
-    /// Starts the writer task.
-    pub fn spawn(db: Db) -> Self {
+    /// Starts the writer task. `enabled: false` exists only to measure the log's cost.
+    pub fn spawn(db: Db, enabled: bool) -> Self {
         let (tx, rx) = mpsc::channel(16 * 1024);
-        tokio::spawn(writer(db, rx));
+        tokio::spawn(writer(db, rx, enabled));
         Self { tx }
     }
 
     /// Queues an entry; waits only if the writer is far behind.
     pub async fn record(&self, event: AuditEvent) {
-        if self.tx.send(Message::Record(event, None)).await.is_err() {
+        if self.tx.send(Message::Record(Box::new(event), None)).await.is_err() {
             tracing::error!("audit writer is gone; entry lost");
         }
     }
@@ -127,7 +127,7 @@ impl Audit {
     /// Records an entry and waits until it is committed (security events).
     pub async fn record_durable(&self, event: AuditEvent) {
         let (ack, done) = oneshot::channel();
-        if self.tx.send(Message::Record(event, Some(ack))).await.is_ok() {
+        if self.tx.send(Message::Record(Box::new(event), Some(ack))).await.is_ok() {
             let _ = done.await;
         }
     }
@@ -141,13 +141,13 @@ impl Audit {
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<Message>) {
+async fn writer(db: Db, mut rx: mpsc::Receiver<Message>, enabled: bool) {
     while let Some(first) = rx.recv().await {
         let mut events = Vec::new();
         let mut acks = Vec::new();
         let mut take = |message: Message, events: &mut Vec<AuditEvent>| match message {
             Message::Record(event, ack) => {
-                events.push(event);
+                events.push(*event);
                 acks.extend(ack);
             }
             Message::Flush(ack) => acks.push(ack),
@@ -159,7 +159,7 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Message>) {
                 Err(_) => break,
             }
         }
-        if !events.is_empty() {
+        if enabled && !events.is_empty() {
             let mut delay = Duration::from_millis(100);
             // Entries are kept until written: a database outage delays them, never drops them.
             while let Err(e) = append(&db, &events).await {

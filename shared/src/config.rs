@@ -78,6 +78,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_REFRESH_TTL_HOURS", default_value_t = 168, value_name = "HOURS")]
     pub refresh_ttl_hours: u32,
 
+    /// Benchmarks only: do not write the audit log (to measure its cost). Never in production.
+    #[arg(long, env = "ARCA_BENCH_NO_AUDIT", hide = true)]
+    pub bench_no_audit: bool,
+
     /// Log filter (tracing syntax), e.g. `info` or `arca=debug`.
     #[arg(long, env = "ARCA_LOG", default_value = "info", value_name = "FILTER")]
     pub log: String,
@@ -120,6 +124,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     pub network: NetworkPolicy,
     pub limits: Limits,
+    /// False only in benchmarks that measure the audit log's cost.
+    pub audit_enabled: bool,
 }
 
 /// Who may connect, and through which proxies.
@@ -192,6 +198,7 @@ impl Config {
         }
         prepare_data_dir(&args.data_dir)?;
         Ok(Self {
+            audit_enabled: !args.bench_no_audit,
             network: NetworkPolicy {
                 trusted_proxies: args.trusted_proxies,
                 allowlist: args.allowlist,

@@ -599,3 +599,46 @@ async fn security_headers() {
         assert_eq!(h["cache-control"], "no-store");
     }
 }
+
+/// `arca login` stores the session 0600; later commands refresh it transparently.
+#[tokio::test]
+async fn cli_login_and_transparent_refresh() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let config = dir.path().join("config");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(crate::helpers::bin("arca"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", &config)
+            .env("ARCA_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("ARCA_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let cert = arca.data_dir.join("tls/cert.pem");
+    let out = cli(&["login", "--server", &arca.url, "--username", "admin", "--ca-cert", cert.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let creds = config.join("arca/credentials.json");
+    assert_eq!(std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777, 0o600);
+    let stored = |p: &std::path::Path| {
+        serde_json::from_str::<Value>(&std::fs::read_to_string(p).unwrap()).unwrap()["refresh_token"].clone()
+    };
+    let before = stored(&creds);
+    for _ in 0..2 {
+        let out = cli(&["whoami"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("admin (admin)"));
+    }
+    assert_ne!(stored(&creds), before, "the refresh token must rotate");
+    // A wrong password is reported in one line, without storing anything new.
+    let out = std::process::Command::new(crate::helpers::bin("arca"))
+        .args(["login", "--server", &arca.url, "--username", "admin", "--ca-cert", cert.to_str().unwrap()])
+        .env("XDG_CONFIG_HOME", dir.path().join("other"))
+        .env("ARCA_PASSWORD", "not-the-password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_credentials"));
+    assert!(!dir.path().join("other/arca/credentials.json").exists());
+}

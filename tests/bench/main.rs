@@ -1,0 +1,18 @@
+//! `make bench`: Arca's performance figures, each next to a baseline measured in the same
+//! run. Usage: arca-bench ARCA_BINARY [auth]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod server;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let arca = args.next().expect("usage: arca-bench ARCA_BINARY [suite…]");
+    let suites: Vec<String> = args.collect();
+    let wants = |name: &str| suites.is_empty() || suites.iter().any(|s| s == name);
+    if wants("auth") {
+        auth::run(&arca).await?;
+    }
+    Ok(())
+}

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod artifacts;
 mod client;
 mod serve;
 
@@ -31,6 +32,25 @@ enum Command {
     },
     /// Show who the stored session (or ARCA_TOKEN) belongs to.
     Whoami,
+    /// Upload a file as NAME@VERSION and wait for its final status.
+    Push {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// key=value (repeatable).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Download an artifact (ID or NAME@VERSION), keeping it only if its SHA-256 verifies.
+    Pull {
+        reference: String,
+        #[arg(short, long)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Show an artifact's status (ID or NAME@VERSION).
+    Status { reference: String },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +77,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Login { server, username, ca_cert } => client::login(&server, &username, ca_cert.as_deref()).await,
+            Command::Push { file, name, version, labels } => artifacts::push(&file, &name, &version, &labels).await,
+            Command::Pull { reference, output } => artifacts::pull(&reference, output).await,
+            Command::Status { reference } => artifacts::status(&reference).await,
             Command::Whoami => {
                 let me = client::Client::connect().await?.get_json("/api/auth/me").await?;
                 let roles: Vec<&str> =

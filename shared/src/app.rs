@@ -9,9 +9,11 @@ use axum::Router;
 use crate::audit::Audit;
 use crate::config::Config;
 use crate::db::Db;
+use crate::events::Events;
 use crate::jwt::JwtKeys;
 use crate::ratelimit::RateLimiter;
 use crate::routes::FunctionRouter;
+use crate::storage::LocalStore;
 use crate::telemetry::Metrics;
 use crate::{http, users};
 
@@ -27,6 +29,8 @@ pub struct App {
     pub jwt: JwtKeys,
     pub audit: Audit,
     pub rate_limiter: RateLimiter,
+    pub store: LocalStore,
+    pub events: Events,
 }
 
 impl Deref for AppState {
@@ -51,6 +55,7 @@ impl AppState {
         let db = Db::connect(&config.database).await?;
         let generated_admin_password = users::ensure_admin(&db, config.admin_password.as_deref()).await?;
         let jwt = JwtKeys::load_or_generate(&config.data_dir)?;
+        let store = LocalStore::open(&config.blob_dir(), &config.data_dir, config.master_key.as_deref())?;
         let audit = Audit::spawn(db.clone(), config.audit_enabled);
         if !config.audit_enabled {
             tracing::warn!("ARCA_BENCH_NO_AUDIT is set: the audit log is NOT written (benchmarks only)");
@@ -62,7 +67,11 @@ impl AppState {
             jwt,
             audit,
             rate_limiter: RateLimiter::default(),
+            store,
+            events: Events::default(),
         }));
+        crate::reconcile::run(&state).await?;
+        tokio::spawn(crate::events::run_worker(state.clone()));
         // Computed off the request path so the first unknown-user login costs what others do.
         tokio::task::spawn_blocking(|| crate::auth::dummy_hash().len());
         tokio::spawn(prune_periodically(state.db.clone()));

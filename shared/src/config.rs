@@ -78,6 +78,14 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_REFRESH_TTL_HOURS", default_value_t = 168, value_name = "HOURS")]
     pub refresh_ttl_hours: u32,
 
+    /// Largest artifact accepted, in bytes.
+    #[arg(long, env = "ARCA_MAX_ARTIFACT_BYTES", default_value_t = 5 * 1024 * 1024 * 1024, value_name = "BYTES")]
+    pub max_artifact_bytes: u64,
+
+    /// Seconds an upload URL stays valid.
+    #[arg(long, env = "ARCA_UPLOAD_URL_TTL", default_value_t = 900, value_name = "SECS")]
+    pub upload_url_ttl: u64,
+
     /// Benchmarks only: do not write the audit log (to measure its cost). Never in production.
     #[arg(long, env = "ARCA_BENCH_NO_AUDIT", hide = true)]
     pub bench_no_audit: bool,
@@ -126,6 +134,10 @@ pub struct Config {
     pub limits: Limits,
     /// False only in benchmarks that measure the audit log's cost.
     pub audit_enabled: bool,
+    pub max_artifact_bytes: u64,
+    pub upload_url_ttl: Duration,
+    /// Master key (`ARCA_MASTER_KEY`, base64); else `<data-dir>/master.key`.
+    pub master_key: Option<String>,
 }
 
 /// Who may connect, and through which proxies.
@@ -170,6 +182,9 @@ impl Config {
         if args.metrics_token.as_deref().is_some_and(|t| t.len() < 16) {
             bail!("ARCA_METRICS_TOKEN: must be at least 16 characters");
         }
+        if args.max_artifact_bytes == 0 {
+            bail!("ARCA_MAX_ARTIFACT_BYTES: must be at least 1");
+        }
         if args.max_json_bytes < 1024 {
             bail!("--max-json-bytes (ARCA_MAX_JSON_BYTES): must be at least 1024");
         }
@@ -199,6 +214,9 @@ impl Config {
         prepare_data_dir(&args.data_dir)?;
         Ok(Self {
             audit_enabled: !args.bench_no_audit,
+            max_artifact_bytes: args.max_artifact_bytes,
+            upload_url_ttl: Duration::from_secs(args.upload_url_ttl),
+            master_key: std::env::var("ARCA_MASTER_KEY").ok().filter(|k| !k.is_empty()),
             network: NetworkPolicy {
                 trusted_proxies: args.trusted_proxies,
                 allowlist: args.allowlist,

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{audit, auth, system, tokens, users};
+use crate::{artifacts, audit, auth, download, system, tokens, upload, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,10 +17,13 @@ use crate::{audit, auth, system, tokens, users};
         tokens::create, tokens::list, tokens::revoke,
         users::list, users::create_user, users::update, users::roles,
         audit::search, audit::verify_chain,
+        upload::create, upload::receive, upload::complete,
+        artifacts::search, artifacts::get, artifacts::delete, download::download,
     ),
     modifiers(&SecuritySchemes),
     tags((name = "system", description = "Health, metrics and this document"), (name = "auth", description = "Sign-in, identity and API tokens"),
-        (name = "users", description = "Accounts and roles"), (name = "audit", description = "The tamper-evident audit log"))
+        (name = "users", description = "Accounts and roles"), (name = "audit", description = "The tamper-evident audit log"),
+        (name = "artifacts", description = "Upload, search, download"))
 )]
 struct ApiDoc;
 

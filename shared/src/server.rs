@@ -29,14 +29,22 @@ pub async fn serve(
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         Some(config) => {
-            axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(config))
-                .handle(handle)
-                .serve(service)
-                .await
+            let mut server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(config));
+            tune_http2(server.http_builder());
+            server.handle(handle).serve(service).await
         }
-        None => axum_server::from_tcp(listener).handle(handle).serve(service).await,
+        None => {
+            let mut server = axum_server::from_tcp(listener);
+            tune_http2(server.http_builder());
+            server.handle(handle).serve(service).await
+        }
     }
     .context("server")
+}
+
+/// HTTP/2's default 64 KiB flow-control window throttles large uploads; let it grow.
+fn tune_http2(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
+    builder.http2().adaptive_window(true).max_frame_size(1 << 20);
 }
 
 async fn shutdown_on_signal(handle: Handle, timeout: Duration) {

@@ -169,7 +169,7 @@ impl ArcaBuilder {
 
 /// An HTTPS client that trusts only the server's certificate in `data_dir`.
 pub fn client_for(data_dir: &Path, tls_version: Option<reqwest::tls::Version>) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30)).use_rustls_tls();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(600)).use_rustls_tls();
     if let Ok(pem) = std::fs::read(data_dir.join("tls/cert.pem")) {
         builder =
             builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).tls_built_in_root_certs(false);
@@ -210,6 +210,28 @@ impl Arca {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process without warning (a crash).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same data dir and configuration (after a crash or a stop).
+    pub async fn start_again(&mut self) -> Arca {
+        ArcaBuilder {
+            data_dir: self.data_dir.clone(),
+            listen: "127.0.0.1:0".to_owned(),
+            env: self.builder_env.clone(),
+            args: self.builder_args.clone(),
+        }
+        .start()
+        .await
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

@@ -2,6 +2,7 @@
 //! to them, against SQLite and a real PostgreSQL (provided by `make test`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod artifacts;
 mod foundation;
 mod helpers;
 mod identity;

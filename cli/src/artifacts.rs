@@ -1,0 +1,213 @@
+//! `arca push`, `arca pull`, `arca status`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::client::{problem, Client};
+
+/// Progress on stderr: a live line on a terminal, plain lines every 10% otherwise.
+struct Progress {
+    label: &'static str,
+    total: u64,
+    done: u64,
+    tty: bool,
+    last_decile: u64,
+}
+
+impl Progress {
+    fn new(label: &'static str, total: u64) -> Self {
+        Self { label, total: total.max(1), done: 0, tty: std::io::stderr().is_terminal(), last_decile: 0 }
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.done += n;
+        let pct = self.done * 100 / self.total;
+        if self.tty {
+            eprint!("\r{} {:3}% {:.1}/{:.1} MiB", self.label, pct, mib(self.done), mib(self.total));
+        } else if pct / 10 > self.last_decile {
+            self.last_decile = pct / 10;
+            eprintln!("{} {}% ({:.1}/{:.1} MiB)", self.label, pct, mib(self.done), mib(self.total));
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+fn mib(n: u64) -> f64 {
+    n as f64 / 1_048_576.0
+}
+
+async fn sha256_file(path: &Path) -> anyhow::Result<(String, u64)> {
+    let mut file = tokio::fs::File::open(path).await.with_context(|| format!("cannot open {}", path.display()))?;
+    let size = file.metadata().await?.len();
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut progress = Progress::new("hashing", size);
+    loop {
+        let n = file.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        progress.advance(n as u64);
+    }
+    progress.finish();
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Statuses an artifact does not leave on its own.
+const FINAL: [&str; 4] = ["approved", "quarantined", "failed", "deleted"];
+
+pub async fn push(file: &Path, name: &str, version: &str, labels: &[String]) -> anyhow::Result<()> {
+    let client = Client::connect().await?;
+    let (sha256, size) = sha256_file(file).await?;
+    let filename = file.file_name().and_then(|n| n.to_str()).context("the file name is not valid UTF-8")?;
+    let mut label_map = serde_json::Map::new();
+    for label in labels {
+        let (k, v) = label.split_once('=').with_context(|| format!("--label {label}: expected key=value"))?;
+        label_map.insert(k.to_owned(), Value::String(v.to_owned()));
+    }
+    let response = client
+        .request(reqwest::Method::POST, "/api/artifacts")
+        .json(&json!({"name": name, "version": version, "filename": filename, "size": size, "sha256": sha256, "labels": label_map}))
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    let created: Value = response.json().await?;
+    let id = created["id"].as_str().context("unexpected answer")?.to_owned();
+    let url = created["upload"]["url"].as_str().context("unexpected answer")?.to_owned();
+    eprintln!("created {name}@{version} ({id})");
+
+    let file_handle = tokio::fs::File::open(file).await?;
+    let mut progress = Progress::new("uploading", size);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file_handle, 1 << 20).map(move |chunk| {
+        if let Ok(c) = &chunk {
+            progress.advance(c.len() as u64);
+        }
+        chunk
+    });
+    let response = client
+        .http
+        .put(&url)
+        .header("content-type", "application/octet-stream")
+        .header("content-length", size)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .context("upload failed")?;
+    eprintln!();
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    let response = client.request(reqwest::Method::POST, &format!("/api/artifacts/{id}/complete")).send().await?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let artifact = client.get_json(&format!("/api/artifacts/{id}")).await?;
+        let status = artifact["status"].as_str().unwrap_or("?").to_owned();
+        if FINAL.contains(&status.as_str()) {
+            println!("{id} {status}");
+            if status != "approved" {
+                bail!(
+                    "{name}@{version} is {status}: {}",
+                    artifact["status_reason"].as_str().unwrap_or("no reason given")
+                );
+            }
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{id} still {status} after 10 minutes; check `arca status {id}`");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn resolve(client: &Client, reference: &str) -> anyhow::Result<Value> {
+    if let Some((name, version)) = reference.split_once('@') {
+        let page = client.get_json(&format!("/api/artifacts?name={name}&version={version}")).await?;
+        return page["items"].get(0).cloned().with_context(|| format!("{reference}: no such artifact"));
+    }
+    client.get_json(&format!("/api/artifacts/{reference}")).await
+}
+
+/// Downloads into a temporary file beside the target and keeps it only if its SHA-256 is
+/// the recorded one.
+pub async fn pull(reference: &str, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let client = Client::connect().await?;
+    let artifact = resolve(&client, reference).await?;
+    let id = artifact["id"].as_str().context("unexpected answer")?;
+    let expected = artifact["sha256"].as_str().context("unexpected answer")?.to_owned();
+    let filename = artifact["filename"].as_str().context("unexpected answer")?;
+    let target = output.unwrap_or_else(|| PathBuf::from(filename));
+    let response = client.request(reqwest::Method::GET, &format!("/api/artifacts/{id}/download")).send().await?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    let announced = response.headers().get("x-arca-sha256").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let size = response.content_length().unwrap_or(0);
+    let partial = target
+        .with_file_name(format!(".{}.arca-partial", target.file_name().and_then(|n| n.to_str()).unwrap_or("download")));
+    let mut file =
+        tokio::fs::File::create(&partial).await.with_context(|| format!("cannot write {}", partial.display()))?;
+    let mut hasher = Sha256::new();
+    let mut progress = Progress::new("downloading", size);
+    let mut body = response.bytes_stream();
+    let outcome: anyhow::Result<String> = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.context("download interrupted")?;
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+            progress.advance(chunk.len() as u64);
+        }
+        file.sync_all().await?;
+        Ok(hex::encode(hasher.finalize()))
+    }
+    .await;
+    progress.finish();
+    let actual = match outcome {
+        Ok(actual) => actual,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
+        }
+    };
+    if actual != expected || announced.as_deref().is_some_and(|a| a != expected) {
+        let _ = tokio::fs::remove_file(&partial).await;
+        bail!("digest mismatch: expected sha256 {expected}, got {actual}; the file was deleted");
+    }
+    tokio::fs::rename(&partial, &target).await?;
+    println!("{} sha256 {actual} verified", target.display());
+    Ok(())
+}
+
+pub async fn status(reference: &str) -> anyhow::Result<()> {
+    let client = Client::connect().await?;
+    let a = resolve(&client, reference).await?;
+    println!(
+        "{}@{} {}",
+        a["name"].as_str().unwrap_or("?"),
+        a["version"].as_str().unwrap_or("?"),
+        a["id"].as_str().unwrap_or("?")
+    );
+    println!("status: {}", a["status"].as_str().unwrap_or("?"));
+    if let Some(reason) = a["status_reason"].as_str() {
+        println!("reason: {reason}");
+    }
+    println!("sha256: {}  size: {}", a["sha256"].as_str().unwrap_or("?"), a["size"]);
+    Ok(())
+}

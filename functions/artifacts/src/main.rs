@@ -1,0 +1,4 @@
+//! The `artifacts` function as its own service (Knative or AWS Lambda).
+fn main() -> std::process::ExitCode {
+    shared::function::main(shared::artifacts::router)
+}

@@ -1,0 +1,4 @@
+//! The `upload` function as its own service (Knative or AWS Lambda).
+fn main() -> std::process::ExitCode {
+    shared::function::main(shared::upload::router)
+}

@@ -1,0 +1,259 @@
+//! Blob storage, chosen at start-up. Local files (the embedded default): encrypted with
+//! AES-256-GCM segments under a per-artifact data key wrapped by the master key; a
+//! quarantine area for unapproved bytes and a permanent area for approved ones.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use axum::body::Bytes;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::blobcrypt::{segment_offset, segments, IntegrityError, SecretKey, SegmentCipher, HEADER, SEGMENT, TAG};
+use crate::fsutil::write_secret;
+
+/// Where a blob lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Quarantine,
+    Permanent,
+}
+
+impl Area {
+    fn dir(self) -> &'static str {
+        match self {
+            Area::Quarantine => "quarantine",
+            Area::Permanent => "permanent",
+        }
+    }
+}
+
+/// Why an upload was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the body is larger than the declared size of {0} bytes")]
+    TooLarge(u64),
+    #[error("the body ended after {got} of {declared} declared bytes")]
+    TooShort { got: u64, declared: u64 },
+    #[error("upload interrupted")]
+    Interrupted,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// What a completed write produced.
+pub struct Written {
+    pub sha256: String,
+    pub size: u64,
+    /// The blob's data key, wrapped by the master key.
+    pub wrapped_key: String,
+}
+
+/// Local encrypted blob store.
+pub struct LocalStore {
+    root: PathBuf,
+    master: SecretKey,
+}
+
+impl LocalStore {
+    /// Opens the store under `root` with the master key from `ARCA_MASTER_KEY` (base64)
+    /// or `<data-dir>/master.key` (generated on first start, mode 0600).
+    pub fn open(root: &Path, data_dir: &Path, configured_key: Option<&str>) -> anyhow::Result<Self> {
+        for area in [Area::Quarantine, Area::Permanent] {
+            std::fs::create_dir_all(root.join(area.dir()))
+                .with_context(|| format!("storage: cannot create {}", root.join(area.dir()).display()))?;
+        }
+        let master = match configured_key {
+            Some(b64) => {
+                let bytes = STANDARD
+                    .decode(b64.trim())
+                    .ok()
+                    .filter(|b| b.len() == 32)
+                    .context("ARCA_MASTER_KEY: must be 32 bytes in base64 (e.g. `openssl rand -base64 32`)")?;
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                SecretKey(key)
+            }
+            None => load_or_create_key(&data_dir.join("master.key"))?,
+        };
+        Ok(Self { root: root.to_owned(), master })
+    }
+
+    /// Key of the HMAC that signs upload URLs, derived from the master key.
+    pub fn upload_key(&self) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.master.0).unwrap_or_else(|_| unreachable!());
+        mac.update(b"arca upload urls v1");
+        mac.finalize().into_bytes().into()
+    }
+
+    fn path(&self, area: Area, id: &str) -> PathBuf {
+        self.root.join(area.dir()).join(id)
+    }
+
+    fn partial(&self, id: &str) -> PathBuf {
+        self.root.join(Area::Quarantine.dir()).join(format!("{id}.partial"))
+    }
+
+    /// Streams `body` into the quarantine area, encrypting and hashing on the fly. The blob
+    /// becomes visible (renamed from `.partial`) only once exactly `declared` bytes arrived.
+    pub async fn write<S, E>(&self, id: &str, declared: u64, mut body: S) -> Result<Written, WriteError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+    {
+        let data_key = SecretKey::random();
+        let (cipher, header) = SegmentCipher::new_blob(&data_key, id);
+        let partial = self.partial(id);
+        let result = async {
+            let mut file = tokio::fs::File::create(&partial).await?;
+            file.write_all(&header).await?;
+            let last_index = segments(declared) - 1;
+            let (mut hasher, mut buffer, mut index, mut received) =
+                (Sha256::new(), Vec::with_capacity(SEGMENT), 0_u64, 0_u64);
+            while let Some(chunk) = body.next().await {
+                let mut chunk = chunk.map_err(|_| WriteError::Interrupted)?;
+                received += chunk.len() as u64;
+                if received > declared {
+                    return Err(WriteError::TooLarge(declared));
+                }
+                hasher.update(&chunk);
+                while !chunk.is_empty() {
+                    let take = (SEGMENT - buffer.len()).min(chunk.len());
+                    buffer.extend_from_slice(&chunk.split_to(take));
+                    if buffer.len() == SEGMENT && index < last_index {
+                        file.write_all(&cipher.seal(index, false, &buffer)).await?;
+                        buffer.clear();
+                        index += 1;
+                    }
+                }
+            }
+            if received < declared {
+                return Err(WriteError::TooShort { got: received, declared });
+            }
+            file.write_all(&cipher.seal(index, true, &buffer)).await?;
+            file.sync_all().await?;
+            Ok(hex::encode(hasher.finalize()))
+        }
+        .await;
+        match result {
+            Ok(sha256) => {
+                tokio::fs::rename(&partial, self.path(Area::Quarantine, id)).await?;
+                Ok(Written { sha256, size: declared, wrapped_key: self.master.wrap(&data_key, id) })
+            }
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&partial).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves a blob from quarantine to the permanent area (approval).
+    pub async fn promote(&self, id: &str) -> std::io::Result<()> {
+        tokio::fs::rename(self.path(Area::Quarantine, id), self.path(Area::Permanent, id)).await
+    }
+
+    /// Moves a blob back to quarantine.
+    pub async fn demote(&self, id: &str) -> std::io::Result<()> {
+        tokio::fs::rename(self.path(Area::Permanent, id), self.path(Area::Quarantine, id)).await
+    }
+
+    /// Removes a blob from every area (missing files are fine).
+    pub async fn remove(&self, id: &str) {
+        for path in [self.path(Area::Quarantine, id), self.path(Area::Permanent, id), self.partial(id)] {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+    }
+
+    /// Ids of blob files present in an area (the reconciler compares them with the database).
+    pub async fn list(&self, area: Area) -> std::io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut dir = tokio::fs::read_dir(self.root.join(area.dir())).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            out.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Streams plaintext bytes `[start, end)` of a blob of `size` bytes, authenticating every
+    /// segment before any of its bytes are sent. The first segment is checked before this
+    /// returns, so a corrupt blob fails with an error instead of a truncated body.
+    pub async fn read_range(
+        &self,
+        area: Area,
+        id: &str,
+        wrapped_key: &str,
+        size: u64,
+        start: u64,
+        end: u64,
+    ) -> anyhow::Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
+        let data_key = self.master.unwrap_key(wrapped_key, id)?;
+        let mut file = tokio::fs::File::open(self.path(area, id)).await.context("blob missing")?;
+        let mut header = [0u8; HEADER];
+        file.read_exact(&mut header).await.map_err(|_| IntegrityError("blob truncated".into()))?;
+        let cipher = SegmentCipher::open(&data_key, id, &header)?;
+        let reader = SegmentReader { file, cipher, size, last_index: segments(size) - 1 };
+        let first = start / SEGMENT as u64;
+        let mut reader = reader;
+        let head = reader.segment(first).await?;
+        let state = (reader, first, start, end, Some(head));
+        Ok(futures::stream::try_unfold(state, |(mut reader, index, start, end, ready)| async move {
+            let seg_start = index * SEGMENT as u64;
+            if seg_start >= end {
+                return Ok(None);
+            }
+            let plain = match ready {
+                Some(p) => p,
+                None => reader.segment(index).await.map_err(|e| std::io::Error::other(e.to_string()))?,
+            };
+            let from = usize::try_from(start.saturating_sub(seg_start)).unwrap_or(0);
+            let to = usize::try_from((end - seg_start).min(plain.len() as u64)).unwrap_or(0);
+            let bytes = Bytes::copy_from_slice(&plain[from..to]);
+            Ok(Some((bytes, (reader, index + 1, start, end, None))))
+        }))
+    }
+}
+
+struct SegmentReader {
+    file: tokio::fs::File,
+    cipher: SegmentCipher,
+    size: u64,
+    last_index: u64,
+}
+
+impl SegmentReader {
+    async fn segment(&mut self, index: u64) -> anyhow::Result<Vec<u8>> {
+        let last = index == self.last_index;
+        let plain_len = if last { self.size - index * SEGMENT as u64 } else { SEGMENT as u64 };
+        let mut sealed = vec![0u8; usize::try_from(plain_len).unwrap_or(0) + TAG];
+        self.file.seek(std::io::SeekFrom::Start(segment_offset(index))).await?;
+        self.file.read_exact(&mut sealed).await.map_err(|_| IntegrityError(format!("segment {index} truncated")))?;
+        if last {
+            // Anything after the last segment means the blob was extended.
+            let mut extra = [0u8; 1];
+            if self.file.read(&mut extra).await? != 0 {
+                return Err(IntegrityError("data after the last segment".into()).into());
+            }
+        }
+        Ok(self.cipher.open_segment(index, last, &sealed)?)
+    }
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<SecretKey> {
+    match std::fs::read(path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(&bytes);
+            Ok(SecretKey(key))
+        }
+        Ok(_) => anyhow::bail!("storage: {} is not a 32-byte key", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = SecretKey::random();
+            write_secret(path, &key.0).with_context(|| format!("storage: cannot write {}", path.display()))?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("storage: cannot read {}", path.display())),
+    }
+}

@@ -1,0 +1,460 @@
+//! Issue 4 (local encrypted store): uploads through signed URLs, verified digests,
+//! encryption at rest, streaming downloads with Range, crash safety, memory, push/pull.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::both_backends;
+use crate::helpers::{Arca, Backend, ADMIN_PASSWORD, USER_PASSWORD};
+
+const MIB: usize = 1024 * 1024;
+
+/// Deterministic pseudo-random bytes (xorshift), different per seed.
+pub fn payload(size: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Creates an artifact; returns (id, upload url).
+pub async fn create(arca: &Arca, token: &str, name: &str, size: u64, sha256: &str) -> (String, String) {
+    let response = arca
+        .call(
+            Method::POST,
+            "/api/artifacts",
+            Some(token),
+            Some(json!({"name": name, "version": "1.0.0", "filename": format!("{name}.bin"), "size": size, "sha256": sha256, "labels": {"team": "qa"}})),
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "pending_upload");
+    assert_eq!(body["upload"]["method"], "PUT");
+    (body["id"].as_str().unwrap().to_owned(), body["upload"]["url"].as_str().unwrap().to_owned())
+}
+
+pub async fn put(arca: &Arca, url: &str, bytes: Vec<u8>) -> reqwest::Response {
+    arca.client.put(url).header("content-type", "application/octet-stream").body(bytes).send().await.unwrap()
+}
+
+pub async fn complete(arca: &Arca, token: &str, id: &str) -> reqwest::Response {
+    arca.call(Method::POST, &format!("/api/artifacts/{id}/complete"), Some(token), None).await
+}
+
+pub async fn status_of(arca: &Arca, token: &str, id: &str) -> Value {
+    arca.call(Method::GET, &format!("/api/artifacts/{id}"), Some(token), None).await.json().await.unwrap()
+}
+
+pub async fn wait_final(arca: &Arca, token: &str, id: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..300 {
+        last = status_of(arca, token, id).await;
+        if ["approved", "quarantined", "failed"].contains(&last["status"].as_str().unwrap_or("")) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("artifact {id} did not reach a final status: {last}");
+}
+
+/// Create, upload, complete, wait: the artifact's id.
+pub async fn publish(arca: &Arca, token: &str, name: &str, bytes: Vec<u8>) -> String {
+    let (id, url) = create(arca, token, name, bytes.len() as u64, &sha256_hex(&bytes)).await;
+    let response = put(arca, &url, bytes).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    assert_eq!(complete(arca, token, &id).await.status(), 200);
+    let done = wait_final(arca, token, &id).await;
+    assert_eq!(done["status"], "approved", "{done}");
+    id
+}
+
+async fn download(arca: &Arca, token: &str, id: &str, range: Option<&str>) -> reqwest::Response {
+    let mut request = arca.client.get(arca.url(&format!("/api/artifacts/{id}/download"))).bearer_auth(token);
+    if let Some(range) = range {
+        request = request.header("range", range);
+    }
+    request.send().await.unwrap()
+}
+
+/// Byte-identical round trips at the sizes that matter, with digest headers and Range.
+async fn round_trip(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let sizes: &[usize] =
+        if backend == Backend::Sqlite { &[1, 5 * MIB + 1, 64 * MIB + 1, 200 * MIB] } else { &[1, 5 * MIB + 1] };
+    for (i, &size) in sizes.iter().enumerate() {
+        let bytes = payload(size, i as u64 + 1);
+        let digest = sha256_hex(&bytes);
+        let id = publish(&arca, &admin, &format!("rt-{size}"), bytes.clone()).await;
+        let response = download(&arca, &admin, &id, None).await;
+        assert_eq!(response.status(), 200);
+        let h = response.headers().clone();
+        assert_eq!(h["x-arca-sha256"], digest.as_str());
+        let b64 = base64::engine::general_purpose::STANDARD.encode(hex::decode(&digest).unwrap());
+        assert_eq!(h["repr-digest"].to_str().unwrap(), format!("sha-256=:{b64}:"));
+        assert!(h["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"rt-"));
+        let mut hasher = Sha256::new();
+        let mut stream = response.bytes_stream();
+        let mut received = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            received += chunk.len();
+            hasher.update(&chunk);
+        }
+        assert_eq!(received, size);
+        assert_eq!(hex::encode(hasher.finalize()), digest, "size {size}");
+        if size > 70_000 {
+            for (range, from, to) in
+                [("bytes=65530-65545", 65530, 65546), ("bytes=100-", 100, size), ("bytes=-7", size - 7, size)]
+            {
+                let r = download(&arca, &admin, &id, Some(range)).await;
+                assert_eq!(r.status(), 206, "{range}");
+                assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes {from}-{}/{size}", to - 1));
+                assert_eq!(&r.bytes().await.unwrap()[..], &bytes[from..to], "{range}");
+            }
+            assert_eq!(download(&arca, &admin, &id, Some(&format!("bytes={size}-"))).await.status(), 416);
+        }
+    }
+    // Search, filters and pagination.
+    let page: Value = arca
+        .call(Method::GET, "/api/artifacts?q=rt-&label=team=qa&per_page=1", Some(&admin), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], sizes.len());
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let none: Value =
+        arca.call(Method::GET, "/api/artifacts?label=team=ops", Some(&admin), None).await.json().await.unwrap();
+    assert_eq!(none["total"], 0);
+}
+both_backends!(round_trip);
+
+/// Every bad upload is refused with a clear problem and nothing becomes downloadable.
+async fn bad_uploads_are_refused(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend).await.env("ARCA_UPLOAD_URL_TTL", "2").start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    arca.create_user(&admin, "consumer", &["consumer"]).await;
+    let consumer = arca.login("consumer", USER_PASSWORD).await;
+    let bytes = payload(100_000, 7);
+    let digest = sha256_hex(&bytes);
+    let problem = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        (status, r.json::<Value>().await.unwrap()["code"].as_str().unwrap().to_owned())
+    };
+
+    // Validation and immutability.
+    for (body, code) in [
+        (json!({"name": "../x", "version": "1", "filename": "x", "size": 1, "sha256": digest}), "invalid_field"),
+        (json!({"name": "x", "version": "1", "filename": "a/b", "size": 1, "sha256": digest}), "invalid_field"),
+        (json!({"name": "x", "version": "1", "filename": "x", "size": 0, "sha256": digest}), "invalid_field"),
+        (json!({"name": "x", "version": "1", "filename": "x", "size": 1, "sha256": "abc"}), "invalid_field"),
+    ] {
+        assert_eq!(
+            problem(arca.call(Method::POST, "/api/artifacts", Some(&admin), Some(body)).await).await,
+            (400, code.to_owned())
+        );
+    }
+    let (dup, _) = create(&arca, &admin, "dup", 1, &digest).await;
+    let again = arca
+        .call(
+            Method::POST,
+            "/api/artifacts",
+            Some(&admin),
+            Some(json!({"name": "dup", "version": "1.0.0", "filename": "x", "size": 1, "sha256": digest})),
+        )
+        .await;
+    assert_eq!(problem(again).await, (409, "artifact_exists".to_owned()));
+    let _ = dup;
+
+    // Wrong sha256: the bytes differ from the declared digest.
+    let (wrong, url) = create(&arca, &admin, "wrong-sha", bytes.len() as u64, &sha256_hex(b"other")).await;
+    assert_eq!(problem(put(&arca, &url, bytes.clone()).await).await, (422, "digest_mismatch".to_owned()));
+    let s = status_of(&arca, &admin, &wrong).await;
+    assert_eq!(s["status"], "failed");
+    assert!(s["status_reason"].as_str().unwrap().contains("sha256 mismatch"));
+    assert_eq!(problem(complete(&arca, &admin, &wrong).await).await.0, 409);
+
+    // Wrong size: declared 100000, sent fewer bytes.
+    let (short, url) = create(&arca, &admin, "wrong-size", bytes.len() as u64, &digest).await;
+    assert_eq!(problem(put(&arca, &url, bytes[..5000].to_vec()).await).await, (400, "size_mismatch".to_owned()));
+    assert_eq!(status_of(&arca, &admin, &short).await["status"], "pending_upload", "untouched");
+
+    // Reused URL.
+    let (used, url) = create(&arca, &admin, "reused", bytes.len() as u64, &digest).await;
+    assert_eq!(put(&arca, &url, bytes.clone()).await.status(), 200);
+    assert_eq!(problem(put(&arca, &url, bytes.clone()).await).await, (409, "upload_url_used".to_owned()));
+
+    // A URL for another artifact: the token's artifact id rewritten.
+    let (other, other_url) = create(&arca, &admin, "other", bytes.len() as u64, &digest).await;
+    let (_, mine_url) = create(&arca, &admin, "mine", bytes.len() as u64, &digest).await;
+    let token = mine_url.rsplit('/').next().unwrap();
+    let (payload_b64, sig) = token.split_once('.').unwrap();
+    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload_b64).unwrap()).unwrap();
+    let other_token = other_url.rsplit('/').next().unwrap();
+    let other_claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(other_token.split_once('.').unwrap().0).unwrap()).unwrap();
+    claims["a"] = json!(other);
+    claims["n"] = other_claims["n"].clone();
+    let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let forged_url = mine_url.replace(token, &forged);
+    assert_eq!(problem(put(&arca, &forged_url, bytes.clone()).await).await, (403, "invalid_upload_url".to_owned()));
+    assert_eq!(status_of(&arca, &admin, &other).await["status"], "pending_upload", "untouched");
+
+    // Expired URL.
+    let (late, url) = create(&arca, &admin, "late", bytes.len() as u64, &digest).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(problem(put(&arca, &url, bytes.clone()).await).await, (403, "upload_url_expired".to_owned()));
+    assert_eq!(status_of(&arca, &admin, &late).await["status"], "pending_upload");
+
+    // Nothing of the above is downloadable; the refusal says why; consumers do not see them.
+    for id in [&wrong, &short, &used, &other, &late] {
+        let r = download(&arca, &admin, id, None).await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["code"], "not_approved");
+        assert!(body["detail"].as_str().unwrap().starts_with("artifact is "), "{body}");
+        assert_eq!(download(&arca, &consumer, id, None).await.status(), 404);
+    }
+    // The completed one is downloadable once approved; the consumer sees approved only.
+    assert_eq!(complete(&arca, &admin, &used).await.status(), 200);
+    assert_eq!(wait_final(&arca, &admin, &used).await["status"], "approved");
+    assert_eq!(download(&arca, &consumer, &used, None).await.status(), 200);
+    let listed: Value = arca.call(Method::GET, "/api/artifacts", Some(&consumer), None).await.json().await.unwrap();
+    assert_eq!(listed["total"], 1, "{listed}");
+}
+both_backends!(bad_uploads_are_refused);
+
+/// Blobs at rest hold no plaintext; a flipped byte makes the download fail.
+#[tokio::test]
+async fn encrypted_at_rest_and_tamper_evident() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let bytes = payload(5 * MIB, 42);
+    let id = publish(&arca, &admin, "secret", bytes.clone()).await;
+    let blob_path = arca.data_dir.join("blobs/permanent").join(&id);
+    let blob = std::fs::read(&blob_path).unwrap();
+    // No 8-byte run of the plaintext appears in the blob (stronger than 32).
+    let windows: std::collections::HashSet<&[u8]> = blob.windows(8).collect();
+    let leaks = bytes.windows(8).step_by(1).filter(|w| windows.contains(w)).count();
+    assert_eq!(leaks, 0, "plaintext found in the stored blob");
+    assert!(std::fs::read(arca.data_dir.join("master.key")).unwrap().len() == 32);
+
+    // Flip a byte in the middle: the download stops at that segment, never sending it.
+    let mut tampered = blob.clone();
+    tampered[blob.len() / 2] ^= 0x01;
+    std::fs::write(&blob_path, &tampered).unwrap();
+    let r = download(&arca, &admin, &id, None).await;
+    let result = r.bytes().await;
+    assert!(result.is_err() || result.unwrap().len() < bytes.len(), "a corrupt blob was served whole");
+    // Flip a byte of the first segment: refused before any byte, with an integrity error.
+    let mut tampered = blob.clone();
+    tampered[20] ^= 0x01;
+    std::fs::write(&blob_path, &tampered).unwrap();
+    let r = download(&arca, &admin, &id, None).await;
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "integrity_error");
+    // Deleting crypto-shreds: blob gone, tombstone stays.
+    std::fs::write(&blob_path, &blob).unwrap();
+    assert_eq!(arca.call(Method::DELETE, &format!("/api/artifacts/{id}"), Some(&admin), None).await.status(), 204);
+    assert!(!blob_path.exists());
+    let tomb = status_of(&arca, &admin, &id).await;
+    assert_eq!(tomb["status"], "deleted");
+    assert!(tomb["deleted_at"].is_number());
+    assert_eq!(download(&arca, &admin, &id, None).await.status(), 409);
+}
+
+fn blob_files(arca: &Arca) -> Vec<String> {
+    let mut out = Vec::new();
+    for area in ["quarantine", "permanent"] {
+        for entry in std::fs::read_dir(arca.data_dir.join("blobs").join(area)).unwrap() {
+            out.push(format!("{area}/{}", entry.unwrap().file_name().to_string_lossy()));
+        }
+    }
+    out
+}
+
+/// `kill -9` in the middle of a 200 MiB upload: nothing partial survives; a retry succeeds.
+#[tokio::test]
+async fn crash_during_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let bytes = payload(200 * MIB, 9);
+    let (id, url) = create(&arca, &admin, "crashy", bytes.len() as u64, &sha256_hex(&bytes)).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let client = arca.client.clone();
+    let upload_url = url.clone();
+    let upload = tokio::spawn(async move {
+        let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+        client.put(&upload_url).header("content-length", 200 * MIB).body(body).send().await
+    });
+    for chunk in bytes[..80 * MIB].chunks(MIB) {
+        tx.send(Ok(chunk.to_vec())).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(blob_files(&arca).iter().any(|f| f.ends_with(".partial")), "the upload should be in progress");
+    arca.kill9();
+    drop(tx);
+    let _ = upload.await;
+
+    let arca = arca.start_again().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let s = status_of(&arca, &admin, &id).await;
+    assert_eq!(s["status"], "pending_upload", "{s}");
+    assert!(blob_files(&arca).is_empty(), "partial files left: {:?}", blob_files(&arca));
+    assert_eq!(download(&arca, &admin, &id, None).await.status(), 409);
+    // The same URL still works (nothing was accepted), and the artifact ends approved.
+    // (The test's server listens on a new port after the restart.)
+    let path = &url[url.find("/api/uploads/").unwrap()..];
+    let r = put(&arca, &arca.url(path), bytes.clone()).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(complete(&arca, &admin, &id).await.status(), 200);
+    assert_eq!(wait_final(&arca, &admin, &id).await["status"], "approved");
+    let got = download(&arca, &admin, &id, None).await.bytes().await.unwrap();
+    assert_eq!(sha256_hex(&got), sha256_hex(&bytes));
+    assert_eq!(blob_files(&arca), vec![format!("permanent/{id}")], "no orphans");
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Uploading and downloading 1 GiB keeps the server's peak RSS under idle + 64 MiB.
+#[tokio::test]
+async fn one_gib_in_constant_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = status_kib(arca.pid(), "VmRSS:");
+    let file = dir.path().join("big.bin");
+    let status = std::process::Command::new("head")
+        .args(["-c", "1073741824", "/dev/urandom"])
+        .stdout(std::fs::File::create(&file).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut hasher = Sha256::new();
+    let mut f = std::fs::File::open(&file).unwrap();
+    std::io::copy(&mut f, &mut hasher).unwrap();
+    let digest = hex::encode(hasher.finalize());
+    let size = 1u64 << 30;
+    let (id, url) = create(&arca, &admin, "big", size, &digest).await;
+    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::open(&file).await.unwrap(), MIB);
+    let r = arca
+        .client
+        .put(&url)
+        .header("content-length", size)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(complete(&arca, &admin, &id).await.status(), 200);
+    assert_eq!(wait_final(&arca, &admin, &id).await["status"], "approved");
+    let mut hasher = Sha256::new();
+    let mut stream = download(&arca, &admin, &id, None).await.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        hasher.update(chunk.unwrap());
+    }
+    assert_eq!(hex::encode(hasher.finalize()), digest);
+    let peak = status_kib(arca.pid(), "VmHWM:");
+    assert!(peak < idle + 64 * 1024, "peak RSS {peak} KiB exceeds idle {idle} KiB + 64 MiB");
+    eprintln!("1 GiB round trip: idle RSS {} MiB, peak {} MiB", idle / 1024, peak / 1024);
+}
+
+/// `arca push` and `arca pull`; pull refuses (and deletes) a file whose digest is wrong.
+async fn push_and_pull(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = Arca::builder(dir.path(), backend).await;
+    let database_url = builder.database_url();
+    let arca = builder.start().await;
+    let config = dir.path().join("config");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(crate::helpers::bin("arca"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("XDG_CONFIG_HOME", &config)
+            .env("ARCA_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("ARCA_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let cert = arca.data_dir.join("tls/cert.pem");
+    assert!(cli(&["login", "--server", &arca.url, "--username", "admin", "--ca-cert", cert.to_str().unwrap()])
+        .status
+        .success());
+    let file = dir.path().join("tool.tar.gz");
+    let bytes = payload(3 * MIB + 17, 5);
+    std::fs::write(&file, &bytes).unwrap();
+    let out = cli(&["push", file.to_str().unwrap(), "--name", "tool", "--version", "2.1.0", "--label", "os=linux"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.trim_end().ends_with("approved"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("uploading 100%"), "progress lines expected: {stderr}");
+    let id = stdout.split_whitespace().next().unwrap().to_owned();
+
+    let out = cli(&["pull", "tool@2.1.0", "-o", "copy.tar.gz"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(dir.path().join("copy.tar.gz")).unwrap(), bytes);
+    let out = cli(&["status", &id]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("status: approved"));
+
+    // The recorded digest no longer matches the bytes: pull must refuse and delete.
+    let sql = format!("UPDATE artifacts SET sha256 = '{}' WHERE id = '{id}'", "0".repeat(64));
+    match database_url {
+        Some(url) => {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+        None => {
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", arca.data_dir.join("arca.db").display()))
+                .await
+                .unwrap();
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+    }
+    let out = cli(&["pull", &id, "-o", "bad.tar.gz"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("digest mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.path().join("bad.tar.gz").exists());
+    assert!(!dir.path().join(".bad.tar.gz.arca-partial").exists());
+}
+both_backends!(push_and_pull);

@@ -20,7 +20,5 @@ clean-data:
 	rm -rf ./arca-data
 
 # Benchmarks: each figure next to its baseline, measured in the same run.
-bench: build
-	$(CARGO) build --locked -p arca-e2e --bin arca-bench
-	scripts/bench-startup.sh $(CARGO_TARGET_DIR)/debug/arca
-	$(CARGO_TARGET_DIR)/debug/arca-bench $(CARGO_TARGET_DIR)/debug/arca
+bench:
+	scripts/bench.sh

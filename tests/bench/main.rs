@@ -2,6 +2,7 @@
 //! run. Usage: arca-bench ARCA_BINARY [auth]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod artifacts;
 mod auth;
 mod server;
 
@@ -11,6 +12,9 @@ async fn main() -> anyhow::Result<()> {
     let arca = args.next().expect("usage: arca-bench ARCA_BINARY [suite…]");
     let suites: Vec<String> = args.collect();
     let wants = |name: &str| suites.is_empty() || suites.iter().any(|s| s == name);
+    if wants("artifacts") {
+        artifacts::run(&arca).await?;
+    }
     if wants("auth") {
         auth::run(&arca).await?;
     }

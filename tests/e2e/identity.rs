@@ -22,6 +22,9 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
     const USERS: &[&str] = &["consumer", "publisher", "auditor", "admin"];
     const AUDIT: &[&str] = &["auditor", "admin"];
     const ADMIN: &[&str] = &["admin"];
+    const READ: &[&str] = &["consumer", "publisher", "auditor", "admin", "narrow-token"];
+    const WRITE: &[&str] = &["publisher", "admin"];
+    const DOWNLOAD: &[&str] = &["consumer", "publisher", "admin"];
     HashMap::from([
         ("GET /api/health", ALL),
         ("GET /health/liveness", ALL),
@@ -42,6 +45,14 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
         ("GET /api/roles", SIGNED_IN),
         ("GET /api/audit-logs", AUDIT),
         ("GET /api/audit-logs/verify", AUDIT),
+        ("POST /api/artifacts", WRITE),
+        ("POST /api/artifacts/{id}/complete", WRITE),
+        // The signed token in the URL is the credential.
+        ("PUT /api/uploads/{token}", ALL),
+        ("GET /api/artifacts", READ),
+        ("GET /api/artifacts/{id}", READ),
+        ("DELETE /api/artifacts/{id}", WRITE),
+        ("GET /api/artifacts/{id}/download", DOWNLOAD),
     ])
 }
 
@@ -85,7 +96,7 @@ async fn route_role_matrix(backend: Backend) {
         let key = format!("{method} {path}");
         let allowed =
             expected.get(key.as_str()).unwrap_or_else(|| panic!("route {key} has no row in the test's table"));
-        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000").replace("{token}", "not-a-token");
         for principal in PRINCIPALS {
             let body = matches!(method.as_str(), "POST" | "PUT").then(|| json!({}));
             let response = arca.call(method.parse().unwrap(), &concrete, tokens[principal].as_deref(), body).await;

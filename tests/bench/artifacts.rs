@@ -1,0 +1,148 @@
+//! Issue 4 figures (local store): uploading 1 GiB over HTTPS vs `openssl dgst -sha256` of
+//! the same file, and downloading it vs nginx serving the same file over HTTPS.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use futures::StreamExt;
+
+use crate::server::Server;
+
+const SIZE: u64 = 1 << 30;
+
+fn client(server: &Server) -> anyhow::Result<reqwest::Client> {
+    let cert = std::fs::read(server.dir.path().join("data/tls/cert.pem"))?;
+    Ok(reqwest::Client::builder()
+        .use_rustls_tls()
+        .http1_only()
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert)?)
+        .tls_built_in_root_certs(false)
+        .build()?)
+}
+
+async fn drain(response: reqwest::Response) -> anyhow::Result<u64> {
+    anyhow::ensure!(response.status().is_success(), "status {}", response.status());
+    let mut total = 0;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        total += chunk?.len() as u64;
+    }
+    Ok(total)
+}
+
+pub async fn run(arca: &str) -> anyhow::Result<()> {
+    println!("== artifacts (local store): 1 GiB over HTTPS");
+    let server = Server::start(arca, &[]).await?;
+    let file = server.dir.path().join("one-gib.bin");
+    let status = Command::new("head")
+        .args(["-c", &SIZE.to_string(), "/dev/urandom"])
+        .stdout(std::fs::File::create(&file)?)
+        .status()?;
+    anyhow::ensure!(status.success(), "cannot create the test file");
+
+    let started = Instant::now();
+    let out = Command::new("openssl").arg("dgst").arg("-sha256").arg(&file).output()?;
+    let openssl = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sha256 = text.rsplit("= ").next().unwrap_or("").trim().to_owned();
+
+    let http = client(&server)?;
+    let token = server.login(&http).await?;
+    let created: serde_json::Value = http
+        .post(format!("{}/api/artifacts", server.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "bench", "version": "1", "filename": "bench.bin", "size": SIZE, "sha256": sha256}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let url = created["upload"]["url"].as_str().unwrap_or_default().to_owned();
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let started = Instant::now();
+    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::open(&file).await?, 1 << 20);
+    let response =
+        http.put(&url).header("content-length", SIZE).body(reqwest::Body::wrap_stream(stream)).send().await?;
+    let upload = started.elapsed().as_secs_f64();
+    anyhow::ensure!(response.status() == 200, "upload failed: {}", response.text().await?);
+    println!(
+        "upload 1 GiB: arca {upload:.2} s ({:.0} MiB/s) vs openssl dgst -sha256 {openssl:.2} s -> {:.2}x  [target <= 2x]",
+        1024.0 / upload,
+        upload / openssl
+    );
+    http.post(format!("{}/api/artifacts/{id}/complete", server.url)).bearer_auth(&token).send().await?;
+    loop {
+        let a: serde_json::Value =
+            http.get(format!("{}/api/artifacts/{id}", server.url)).bearer_auth(&token).send().await?.json().await?;
+        if a["status"] == "approved" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let nginx = Nginx::start(&server, &file)?;
+    let mut arca_times = Vec::new();
+    let mut nginx_times = Vec::new();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let n =
+            drain(http.get(format!("{}/api/artifacts/{id}/download", server.url)).bearer_auth(&token).send().await?)
+                .await?;
+        anyhow::ensure!(n == SIZE);
+        arca_times.push(started.elapsed().as_secs_f64());
+        let started = Instant::now();
+        let n = drain(http.get(&nginx.url).send().await?).await?;
+        anyhow::ensure!(n == SIZE);
+        nginx_times.push(started.elapsed().as_secs_f64());
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (a, n) = (best(&arca_times), best(&nginx_times));
+    println!(
+        "download 1 GiB: arca {a:.2} s ({:.0} MiB/s, decrypting) vs nginx {n:.2} s ({:.0} MiB/s) -> {:.2}x nginx throughput  [target >= 0.8x]",
+        1024.0 / a,
+        1024.0 / n,
+        n / a
+    );
+    Ok(())
+}
+
+/// nginx serving one file over HTTPS with Arca's certificate.
+struct Nginx {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Nginx {
+    fn start(server: &Server, file: &std::path::Path) -> anyhow::Result<Self> {
+        let dir = server.dir.path().join("nginx");
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let tls = server.dir.path().join("data/tls");
+        let root = file.parent().unwrap_or(std::path::Path::new("/"));
+        let conf = format!(
+            "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/logs/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; sendfile on; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+               server {{ listen 127.0.0.1:{port} ssl; ssl_protocols TLSv1.2 TLSv1.3;\n\
+                 ssl_certificate {t}/cert.pem; ssl_certificate_key {t}/key.pem; root {r}; }} }}\n",
+            d = dir.display(),
+            t = tls.display(),
+            r = root.display(),
+        );
+        std::fs::write(dir.join("nginx.conf"), conf)?;
+        let child = Command::new("nginx")
+            .args(["-p", &dir.display().to_string(), "-c", &dir.join("nginx.conf").display().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        Ok(Self { child, url: format!("https://127.0.0.1:{port}/{name}") })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -102,9 +102,13 @@ async fn gate_and_audit(State(state): State<AppState>, mut request: Request, nex
     let Some(context) = request.extensions().get::<RequestContext>().cloned() else {
         return next.run(request).await;
     };
-    let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    // An upload URL is a credential until used: the log names the route, never the token.
+    let path = match route.as_deref() {
+        Some(r) if r.contains("{token}") => r.to_owned(),
+        _ => request.uri().path().to_owned(),
+    };
     let slot = ActorSlot::default();
     request.extensions_mut().insert(slot.clone());
 

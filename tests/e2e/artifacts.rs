@@ -243,6 +243,11 @@ async fn bad_uploads_are_refused(backend: Backend) {
     assert_eq!(download(&arca, &consumer, &used, None).await.status(), 200);
     let listed: Value = arca.call(Method::GET, "/api/artifacts", Some(&consumer), None).await.json().await.unwrap();
     assert_eq!(listed["total"], 1, "{listed}");
+    // Upload URLs are credentials: the audit log records the route, never the token.
+    let export =
+        arca.call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None).await.text().await.unwrap();
+    assert!(export.contains("/api/uploads/{token}"), "uploads are audited");
+    assert!(!export.contains(token), "an upload token reached the audit log");
 }
 both_backends!(bad_uploads_are_refused);
 

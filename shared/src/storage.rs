@@ -112,7 +112,9 @@ impl LocalStore {
             file.write_all(&header).await?;
             let last_index = segments(declared) - 1;
             let (mut hasher, mut buffer, mut index, mut received) =
-                (Sha256::new(), Vec::with_capacity(SEGMENT), 0_u64, 0_u64);
+                (Sha256::new(), Vec::with_capacity(SEGMENT + TAG), 0_u64, 0_u64);
+            // Sealed segments are written about 1 MiB at a time.
+            let mut out = Vec::with_capacity(WRITE_BATCH + SEGMENT + TAG);
             while let Some(chunk) = body.next().await {
                 let mut chunk = chunk.map_err(|_| WriteError::Interrupted)?;
                 received += chunk.len() as u64;
@@ -124,16 +126,24 @@ impl LocalStore {
                     let take = (SEGMENT - buffer.len()).min(chunk.len());
                     buffer.extend_from_slice(&chunk.split_to(take));
                     if buffer.len() == SEGMENT && index < last_index {
-                        file.write_all(&cipher.seal(index, false, &buffer)).await?;
+                        cipher.seal_in_place(index, false, &mut buffer);
+                        out.extend_from_slice(&buffer);
                         buffer.clear();
                         index += 1;
+                        if out.len() >= WRITE_BATCH {
+                            file.write_all(&out).await?;
+                            out.clear();
+                        }
                     }
                 }
             }
             if received < declared {
                 return Err(WriteError::TooShort { got: received, declared });
             }
-            file.write_all(&cipher.seal(index, true, &buffer)).await?;
+            cipher.seal_in_place(index, true, &mut buffer);
+            out.extend_from_slice(&buffer);
+            file.write_all(&out).await?;
+            file.flush().await?;
             file.sync_all().await?;
             Ok(hex::encode(hasher.finalize()))
         }
@@ -194,27 +204,35 @@ impl LocalStore {
         let mut header = [0u8; HEADER];
         file.read_exact(&mut header).await.map_err(|_| IntegrityError("blob truncated".into()))?;
         let cipher = SegmentCipher::open(&data_key, id, &header)?;
-        let reader = SegmentReader { file, cipher, size, last_index: segments(size) - 1 };
+        let mut reader = SegmentReader { file, cipher, size, last_index: segments(size) - 1 };
         let first = start / SEGMENT as u64;
-        let mut reader = reader;
-        let head = reader.segment(first).await?;
-        let state = (reader, first, start, end, Some(head));
-        Ok(futures::stream::try_unfold(state, |(mut reader, index, start, end, ready)| async move {
-            let seg_start = index * SEGMENT as u64;
-            if seg_start >= end {
+        let last = (end - 1) / SEGMENT as u64;
+        let head = reader.batch(first, last).await?;
+        let state = (reader, first, last, start, end, Some(head));
+        Ok(futures::stream::try_unfold(state, |(mut reader, index, last, start, end, ready)| async move {
+            if index > last {
                 return Ok(None);
             }
-            let plain = match ready {
-                Some(p) => p,
-                None => reader.segment(index).await.map_err(|e| std::io::Error::other(e.to_string()))?,
+            let batch = match ready {
+                Some(b) => b,
+                None => reader.batch(index, last).await.map_err(|e| std::io::Error::other(e.to_string()))?,
             };
-            let from = usize::try_from(start.saturating_sub(seg_start)).unwrap_or(0);
-            let to = usize::try_from((end - seg_start).min(plain.len() as u64)).unwrap_or(0);
-            let bytes = Bytes::copy_from_slice(&plain[from..to]);
-            Ok(Some((bytes, (reader, index + 1, start, end, None))))
+            let batch_start = index * SEGMENT as u64;
+            let from = usize::try_from(start.saturating_sub(batch_start)).unwrap_or(0);
+            let to = usize::try_from((end - batch_start).min(batch.len() as u64)).unwrap_or(0);
+            let next = index + BATCH_SEGMENTS.min(last - index + 1);
+            let mut bytes = Bytes::from(batch);
+            bytes.truncate(to);
+            Ok(Some((bytes.split_off(from), (reader, next, last, start, end, None))))
         }))
     }
 }
+
+/// Bytes of sealed segments gathered before each write of an upload.
+const WRITE_BATCH: usize = 1 << 20;
+
+/// Segments read and decrypted per step of a download (about 1 MiB).
+const BATCH_SEGMENTS: u64 = 16;
 
 struct SegmentReader {
     file: tokio::fs::File,
@@ -224,20 +242,31 @@ struct SegmentReader {
 }
 
 impl SegmentReader {
-    async fn segment(&mut self, index: u64) -> anyhow::Result<Vec<u8>> {
-        let last = index == self.last_index;
-        let plain_len = if last { self.size - index * SEGMENT as u64 } else { SEGMENT as u64 };
-        let mut sealed = vec![0u8; usize::try_from(plain_len).unwrap_or(0) + TAG];
-        self.file.seek(std::io::SeekFrom::Start(segment_offset(index))).await?;
-        self.file.read_exact(&mut sealed).await.map_err(|_| IntegrityError(format!("segment {index} truncated")))?;
-        if last {
+    /// Reads, authenticates and decrypts segments `first ..= min(first + batch - 1, last)`.
+    async fn batch(&mut self, first: u64, last: u64) -> anyhow::Result<Vec<u8>> {
+        let end = (first + BATCH_SEGMENTS - 1).min(last);
+        let plain_end = ((end + 1) * SEGMENT as u64).min(self.size);
+        let plain_len = usize::try_from(plain_end - first * SEGMENT as u64)?;
+        let count = usize::try_from(end - first + 1)?;
+        let mut sealed = vec![0u8; plain_len + count * TAG];
+        self.file.seek(std::io::SeekFrom::Start(segment_offset(first))).await?;
+        self.file.read_exact(&mut sealed).await.map_err(|_| IntegrityError(format!("segment {first} truncated")))?;
+        if end == self.last_index {
             // Anything after the last segment means the blob was extended.
             let mut extra = [0u8; 1];
             if self.file.read(&mut extra).await? != 0 {
                 return Err(IntegrityError("data after the last segment".into()).into());
             }
         }
-        Ok(self.cipher.open_segment(index, last, &sealed)?)
+        let mut plain = Vec::with_capacity(plain_len);
+        for (offset, index) in (first..=end).enumerate() {
+            let at = offset * (SEGMENT + TAG);
+            let len = (sealed.len() - at).min(SEGMENT + TAG);
+            let segment = &mut sealed[at..at + len];
+            let n = self.cipher.open_in_place(index, index == self.last_index, segment)?;
+            plain.extend_from_slice(&segment[..n]);
+        }
+        Ok(plain)
     }
 }
 

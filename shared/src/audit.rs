@@ -276,18 +276,7 @@ pub async fn list(
     before_seq: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let sql = format!("{SELECT_FILTERED} AND ($7 IS NULL OR seq < $7) ORDER BY seq DESC LIMIT $8");
-    with_pool!(db, |pool| sqlx::query_as::<_, AuditEntry>(&sql)
-        .bind(filter.actor.as_deref())
-        .bind(filter.action.as_deref())
-        .bind(filter.target.as_deref())
-        .bind(filter.outcome.as_deref())
-        .bind(bounds.since_ms)
-        .bind(bounds.until_ms)
-        .bind(before_seq)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)
+    select(db, filter, bounds, "AND ($7 IS NULL OR seq < $7) ORDER BY seq DESC LIMIT $8", before_seq, limit).await
 }
 
 /// One chunk, oldest first, above `after_seq` (exports and verification).
@@ -298,7 +287,19 @@ pub async fn list_ascending(
     after_seq: i64,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    let sql = format!("{SELECT_FILTERED} AND seq > $7 ORDER BY seq ASC LIMIT $8");
+    select(db, filter, bounds, "AND seq > $7 ORDER BY seq ASC LIMIT $8", Some(after_seq), limit).await
+}
+
+/// The filtered query; `tail` adds the cursor condition ($7), order and limit ($8).
+async fn select(
+    db: &Db,
+    filter: &AuditFilter,
+    bounds: &Bounds,
+    tail: &str,
+    cursor: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    let sql = format!("{SELECT_FILTERED} {tail}");
     with_pool!(db, |pool| sqlx::query_as::<_, AuditEntry>(&sql)
         .bind(filter.actor.as_deref())
         .bind(filter.action.as_deref())
@@ -306,7 +307,7 @@ pub async fn list_ascending(
         .bind(filter.outcome.as_deref())
         .bind(bounds.since_ms)
         .bind(bounds.until_ms)
-        .bind(after_seq)
+        .bind(cursor)
         .bind(limit)
         .fetch_all(pool)
         .await)

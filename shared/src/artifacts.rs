@@ -364,14 +364,25 @@ pub async fn delete(
     if row.status() == Status::Deleted {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let now = now_ms();
-    with_pool!(&state.db, |pool| sqlx::query(
-        "UPDATE artifacts SET status = $1, wrapped_key = NULL, upload_nonce = NULL, deleted_at = $2, updated_at = $2, \
-         status_reason = $3 WHERE id = $4"
+    // The state change and its event first; then the key is destroyed and the blob removed
+    // (after a crash in between, the reconciler removes the blob of a deleted artifact).
+    let reason = format!("deleted by {}", principal.username);
+    if !crate::events::transition_with_event(
+        &state,
+        &id,
+        row.status(),
+        Status::Deleted,
+        Some(&reason),
+        crate::events::DELETED,
     )
-    .bind(Status::Deleted.as_str())
-    .bind(now)
-    .bind(format!("deleted by {}", principal.username))
+    .await?
+    {
+        return Err(ApiError::conflict("concurrent_change", "the artifact changed meanwhile; retry"));
+    }
+    with_pool!(&state.db, |pool| sqlx::query(
+        "UPDATE artifacts SET wrapped_key = NULL, upload_nonce = NULL, deleted_at = $1 WHERE id = $2"
+    )
+    .bind(now_ms())
     .bind(&id)
     .execute(pool)
     .await

@@ -165,11 +165,6 @@ impl LocalStore {
         tokio::fs::rename(self.path(Area::Quarantine, id), self.path(Area::Permanent, id)).await
     }
 
-    /// Moves a blob back to quarantine.
-    pub async fn demote(&self, id: &str) -> std::io::Result<()> {
-        tokio::fs::rename(self.path(Area::Permanent, id), self.path(Area::Quarantine, id)).await
-    }
-
     /// Removes a blob from every area (missing files are fine).
     pub async fn remove(&self, id: &str) {
         for path in [self.path(Area::Quarantine, id), self.path(Area::Permanent, id), self.partial(id)] {

@@ -269,7 +269,15 @@ pub async fn receive(
         let id = id.clone();
         async move {
             state.store.remove(&id).await;
-            let _ = artifacts::transition(&state.db, &id, Status::Uploading, Status::Failed, Some(&reason)).await;
+            let _ = events::transition_with_event(
+                &state,
+                &id,
+                Status::Uploading,
+                Status::Failed,
+                Some(&reason),
+                events::FAILED,
+            )
+            .await;
         }
     };
     match state.store.write(&id, claims.s, body.into_data_stream()).await {
@@ -342,7 +350,8 @@ pub async fn complete(
     if !verified {
         let reason = "received bytes do not match the declared size and sha256";
         state.store.remove(&id).await;
-        artifacts::transition(&state.db, &id, Status::Verifying, Status::Failed, Some(reason)).await?;
+        events::transition_with_event(&state, &id, Status::Verifying, Status::Failed, Some(reason), events::FAILED)
+            .await?;
         return Err(ApiError::conflict("digest_mismatch", reason));
     }
     events::transition_with_event(&state, &id, Status::Verifying, Status::Scanning, None, events::UPLOADED).await?;

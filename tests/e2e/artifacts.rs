@@ -290,6 +290,20 @@ async fn encrypted_at_rest_and_tamper_evident() {
     assert_eq!(tomb["status"], "deleted");
     assert!(tomb["deleted_at"].is_number());
     assert_eq!(download(&arca, &admin, &id, None).await.status(), 409);
+    // Every transition is a CloudEvent in the outbox, delivered.
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", arca.data_dir.join("arca.db").display())).await.unwrap();
+    let events: Vec<(String, String)> =
+        sqlx::query_as("SELECT event_type, payload FROM outbox WHERE artifact_id = $1 ORDER BY created_at")
+            .bind(&id)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["dev.arca.artifact.uploaded", "dev.arca.artifact.approved", "dev.arca.artifact.deleted"]);
+    let event: Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["subject"], id.as_str());
 }
 
 fn blob_files(arca: &Arca) -> Vec<String> {

@@ -1,6 +1,6 @@
 # Arca: the two README commands.
 #   make run   build and start `arca serve` on embedded defaults (HTTPS, SQLite, local files)
-#   make test  install/start what the tests need (PostgreSQL, …) and run every test
+#   make test  install/start what the tests need (PostgreSQL, MinIO, Trivy) and run every test
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/arca/target
 CARGO ?= cargo
 ARGS ?=
@@ -10,8 +10,9 @@ ARGS ?=
 build:
 	$(CARGO) build --locked -p arca-cli
 
+# Trivy comes from scripts/tools.sh (built once from the Go module proxy) unless ARCA_TRIVY is set.
 run: build
-	$(CARGO_TARGET_DIR)/debug/arca serve $(ARGS)
+	ARCA_TRIVY=$${ARCA_TRIVY:-$$(scripts/tools.sh trivy)} $(CARGO_TARGET_DIR)/debug/arca serve $(ARGS)
 
 test:
 	scripts/test.sh

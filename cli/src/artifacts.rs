@@ -2,13 +2,14 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::client::{problem, Client};
 
@@ -83,34 +84,35 @@ pub async fn push(file: &Path, name: &str, version: &str, labels: &[String]) -> 
         .json(&json!({"name": name, "version": version, "filename": filename, "size": size, "sha256": sha256, "labels": label_map}))
         .send()
         .await?;
-    if !response.status().is_success() {
-        return Err(problem(response).await);
-    }
-    let created: Value = response.json().await?;
-    let id = created["id"].as_str().context("unexpected answer")?.to_owned();
-    let url = created["upload"]["url"].as_str().context("unexpected answer")?.to_owned();
-    eprintln!("created {name}@{version} ({id})");
-
-    let file_handle = tokio::fs::File::open(file).await?;
-    let mut progress = Progress::new("uploading", size);
-    let stream = tokio_util::io::ReaderStream::with_capacity(file_handle, 1 << 20).map(move |chunk| {
-        if let Ok(c) = &chunk {
-            progress.advance(c.len() as u64);
+    let (id, upload) = if response.status() == reqwest::StatusCode::CONFLICT {
+        // Resume an earlier push of the same bytes that did not finish.
+        let error = problem(response).await;
+        let existing = resolve(&client, &format!("{name}@{version}")).await.map_err(|_| error)?;
+        if existing["status"] != "pending_upload" || existing["sha256"] != sha256.as_str() {
+            bail!("{name}@{version} exists and is immutable (status {})", existing["status"]);
         }
-        chunk
-    });
-    let response = client
-        .http
-        .put(&url)
-        .header("content-type", "application/octet-stream")
-        .header("content-length", size)
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .context("upload failed")?;
-    eprintln!();
-    if !response.status().is_success() {
+        let id = existing["id"].as_str().context("unexpected answer")?.to_owned();
+        let response = client.request(reqwest::Method::POST, &format!("/api/artifacts/{id}/upload")).send().await?;
+        if !response.status().is_success() {
+            return Err(problem(response).await);
+        }
+        eprintln!("resuming the upload of {name}@{version} ({id})");
+        (id, response.json::<Value>().await?)
+    } else if response.status().is_success() {
+        let created: Value = response.json().await?;
+        let id = created["id"].as_str().context("unexpected answer")?.to_owned();
+        eprintln!("created {name}@{version} ({id})");
+        (id, created["upload"].clone())
+    } else {
         return Err(problem(response).await);
+    };
+    if upload["method"] == "MULTIPART" {
+        put_parts(&client, &id, file, size, &upload).await?;
+    } else {
+        let url = upload["url"].as_str().context("unexpected answer")?;
+        let progress = Arc::new(Mutex::new(Progress::new("uploading", size)));
+        put_range(&client, url, &upload["headers"], file, 0, size, &progress).await?;
+        progress.lock().map_err(|_| anyhow::anyhow!("progress"))?.finish();
     }
     let response = client.request(reqwest::Method::POST, &format!("/api/artifacts/{id}/complete")).send().await?;
     if !response.status().is_success() {
@@ -135,6 +137,113 @@ pub async fn push(file: &Path, name: &str, version: &str, labels: &[String]) -> 
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Sends bytes `[offset, offset + len)` of `file` with one `PUT` (streamed from disk).
+async fn put_range(
+    client: &Client,
+    url: &str,
+    headers: &Value,
+    file: &Path,
+    offset: u64,
+    len: u64,
+    progress: &Arc<Mutex<Progress>>,
+) -> anyhow::Result<()> {
+    let mut handle = tokio::fs::File::open(file).await?;
+    handle.seek(std::io::SeekFrom::Start(offset)).await?;
+    let progress = progress.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(handle.take(len), 1 << 20).map(move |chunk| {
+        if let (Ok(c), Ok(mut p)) = (&chunk, progress.lock()) {
+            p.advance(c.len() as u64);
+        }
+        chunk
+    });
+    let mut request = client.http.put(url).header("content-length", len).body(reqwest::Body::wrap_stream(stream));
+    for (k, v) in headers.as_object().into_iter().flatten() {
+        request = request.header(k.as_str(), v.as_str().unwrap_or_default());
+    }
+    let response = request.send().await.context("upload failed")?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        // Arca answers problem+json; an object store answers XML.
+        let detail = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["detail"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| body.chars().take(300).collect());
+        bail!("upload refused ({status}): {detail}");
+    }
+    Ok(())
+}
+
+/// Parts uploaded at once.
+const PART_CONCURRENCY: usize = 4;
+
+/// Multipart upload: skips the parts the store already holds (a resumed push), then sends
+/// the others, each with its own SHA-256 so the store refuses corrupted parts.
+async fn put_parts(client: &Client, id: &str, file: &Path, size: u64, upload: &Value) -> anyhow::Result<()> {
+    let part_size = upload["multipart"]["part_size"].as_u64().context("unexpected answer")?;
+    let part_count = upload["multipart"]["part_count"].as_u64().context("unexpected answer")?;
+    let done = client.get_json(&format!("/api/artifacts/{id}/parts")).await?;
+    let progress = Arc::new(Mutex::new(Progress::new("uploading", size)));
+    let mut missing = Vec::new();
+    for number in 1..=part_count {
+        let offset = (number - 1) * part_size;
+        let len = part_size.min(size - offset);
+        let held = done["uploaded"].as_array().into_iter().flatten().any(|p| p["number"] == number && p["size"] == len);
+        if held {
+            progress.lock().map_err(|_| anyhow::anyhow!("progress"))?.advance(len);
+        } else {
+            missing.push((number, offset, len));
+        }
+    }
+    if missing.len() < part_count as usize {
+        eprintln!("{} of {part_count} parts already uploaded", part_count as usize - missing.len());
+    }
+    futures::stream::iter(missing)
+        .map(|(number, offset, len)| {
+            let progress = progress.clone();
+            async move {
+                let sha256 = sha256_range(file, offset, len).await?;
+                let response = client
+                    .request(reqwest::Method::POST, &format!("/api/artifacts/{id}/parts"))
+                    .json(&json!({"parts": [{"number": number, "sha256": sha256}]}))
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    return Err(problem(response).await);
+                }
+                let targets: Value = response.json().await?;
+                let target = &targets["parts"][0];
+                let url = target["url"].as_str().context("unexpected answer")?;
+                put_range(client, url, &target["headers"], file, offset, len, &progress)
+                    .await
+                    .with_context(|| format!("part {number}"))
+            }
+        })
+        .buffer_unordered(PART_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    progress.lock().map_err(|_| anyhow::anyhow!("progress"))?.finish();
+    Ok(())
+}
+
+async fn sha256_range(file: &Path, offset: u64, len: u64) -> anyhow::Result<String> {
+    let mut handle = tokio::fs::File::open(file).await?;
+    handle.seek(std::io::SeekFrom::Start(offset)).await?;
+    let mut reader = handle.take(len);
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 async fn resolve(client: &Client, reference: &str) -> anyhow::Result<Value> {

@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every Arca function in one process (HTTPS, SQLite and encrypted local files by default).
-    Serve(shared::config::ServerArgs),
+    Serve(Box<shared::config::ServerArgs>),
     /// Sign in to an Arca server and store the session (refresh token, mode 0600).
     Login {
         /// Server URL, e.g. https://127.0.0.1:8443
@@ -51,6 +51,23 @@ enum Command {
     },
     /// Show an artifact's status (ID or NAME@VERSION).
     Status { reference: String },
+    /// Operator commands run on the server's machine.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Import a Trivy vulnerability DB (a directory with trivy.db and metadata.json), air-gapped.
+    /// A running server notices the new DB and rescans approved artifacts.
+    TrivyDbImport {
+        source: std::path::PathBuf,
+        /// Trivy cache dir of the server.
+        #[arg(long, env = "ARCA_TRIVY_CACHE_DIR", default_value = "./arca-data/trivy")]
+        cache_dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -75,11 +92,16 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Login { server, username, ca_cert } => client::login(&server, &username, ca_cert.as_deref()).await,
             Command::Push { file, name, version, labels } => artifacts::push(&file, &name, &version, &labels).await,
             Command::Pull { reference, output } => artifacts::pull(&reference, output).await,
             Command::Status { reference } => artifacts::status(&reference).await,
+            Command::Admin { command: AdminCommand::TrivyDbImport { source, cache_dir } } => {
+                let updated_at = shared::scan::trivydb::import(&source, &cache_dir)?;
+                println!("vulnerability DB imported into {} (UpdatedAt {updated_at})", cache_dir.display());
+                Ok(())
+            }
             Command::Whoami => {
                 let me = client::Client::connect().await?.get_json("/api/auth/me").await?;
                 let roles: Vec<&str> =

@@ -13,7 +13,9 @@ use crate::events::Events;
 use crate::jwt::JwtKeys;
 use crate::ratelimit::RateLimiter;
 use crate::routes::FunctionRouter;
-use crate::storage::LocalStore;
+use crate::scan::policy::Policy;
+use crate::scan::Scanner;
+use crate::storage::BlobStore;
 use crate::telemetry::Metrics;
 use crate::{http, users};
 
@@ -29,8 +31,10 @@ pub struct App {
     pub jwt: JwtKeys,
     pub audit: Audit,
     pub rate_limiter: RateLimiter,
-    pub store: LocalStore,
+    pub store: BlobStore,
     pub events: Events,
+    pub scanner: Scanner,
+    pub policy: Policy,
 }
 
 impl Deref for AppState {
@@ -55,7 +59,16 @@ impl AppState {
         let db = Db::connect(&config.database).await?;
         let generated_admin_password = users::ensure_admin(&db, config.admin_password.as_deref()).await?;
         let jwt = JwtKeys::load_or_generate(&config.data_dir)?;
-        let store = LocalStore::open(&config.blob_dir(), &config.data_dir, config.master_key.as_deref())?;
+        let store = BlobStore::open(&config).await?;
+        let scanner = Scanner::new(config.scan.clone()).context("scanner: cannot prepare its directories")?;
+        let policy = config.policy.clone();
+        crate::scan::trivydb::ensure_java_db(&config.scan.cache_dir).await.context("scanner: Java index")?;
+        if scanner.db_updated_at().is_none() {
+            tracing::warn!(
+                cache_dir = %config.scan.cache_dir.display(),
+                "no vulnerability DB: scans fail until one is imported (`arca admin trivy-db import DIR`)"
+            );
+        }
         let audit = Audit::spawn(db.clone(), config.audit_enabled);
         if !config.audit_enabled {
             tracing::warn!("ARCA_BENCH_NO_AUDIT is set: the audit log is NOT written (benchmarks only)");
@@ -69,9 +82,13 @@ impl AppState {
             rate_limiter: RateLimiter::default(),
             store,
             events: Events::default(),
+            scanner,
+            policy,
         }));
         crate::reconcile::run(&state).await?;
+        tokio::spawn(crate::reconcile::run_periodically(state.clone()));
         tokio::spawn(crate::events::run_worker(state.clone()));
+        tokio::spawn(crate::scan::service::run_rechecks(state.clone(), state.config.policy_recheck));
         // Computed off the request path so the first unknown-user login costs what others do.
         tokio::task::spawn_blocking(|| crate::auth::dummy_hash().len());
         tokio::spawn(prune_periodically(state.db.clone()));

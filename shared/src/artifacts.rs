@@ -73,6 +73,12 @@ pub struct ArtifactRow {
     pub upload_nonce: Option<String>,
     pub received_sha256: Option<String>,
     pub received_size: Option<i64>,
+    /// S3 multipart upload in progress.
+    pub upload_id: Option<String>,
+    /// JSON: the reasons of the last policy decision.
+    pub policy_reasons: Option<String>,
+    /// A manual release covers the findings of this scan only.
+    pub released_scan_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
@@ -102,6 +108,11 @@ pub struct Artifact {
     pub status: Status,
     /// Why the artifact is failed, quarantined or refused, when it is.
     pub status_reason: Option<String>,
+    /// Machine-readable reasons of the last policy decision (empty when it passed).
+    pub policy_reasons: Vec<crate::scan::policy::Reason>,
+    /// The latest scan (single-artifact answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<crate::scan::service::ScanSummary>,
     pub owner_id: String,
     /// Unix milliseconds.
     pub created_at: i64,
@@ -122,6 +133,12 @@ impl From<ArtifactRow> for Artifact {
             sha256: row.sha256,
             description: row.description,
             status_reason: row.status_reason,
+            policy_reasons: row
+                .policy_reasons
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok())
+                .unwrap_or_default(),
+            scan: None,
             owner_id: row.owner_id,
             created_at: row.created_at,
             updated_at: row.updated_at,
@@ -343,7 +360,10 @@ pub async fn get(
     if row.status() != Status::Approved && !principal.can(Permission::ArtifactsReadAll) {
         return Err(ApiError::not_found("no such artifact"));
     }
-    Ok(Json(row.into()))
+    let scan = crate::scan::service::latest_summary(&state.db, &id).await?;
+    let mut artifact: Artifact = row.into();
+    artifact.scan = scan;
+    Ok(Json(artifact))
 }
 
 /// Deletes an artifact: destroys its data key (crypto-shred) and its blob; the metadata
@@ -380,7 +400,7 @@ pub async fn delete(
         return Err(ApiError::conflict("concurrent_change", "the artifact changed meanwhile; retry"));
     }
     with_pool!(&state.db, |pool| sqlx::query(
-        "UPDATE artifacts SET wrapped_key = NULL, upload_nonce = NULL, deleted_at = $1 WHERE id = $2"
+        "UPDATE artifacts SET wrapped_key = NULL, upload_nonce = NULL, upload_id = NULL, deleted_at = $1 WHERE id = $2"
     )
     .bind(now_ms())
     .bind(&id)

@@ -86,6 +86,69 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_UPLOAD_URL_TTL", default_value_t = 900, value_name = "SECS")]
     pub upload_url_ttl: u64,
 
+    /// S3-compatible object store (e.g. MinIO) for blobs; unset: encrypted local files.
+    #[arg(long, env = "ARCA_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+
+    /// Bucket for blobs (created private, with default encryption, if missing).
+    #[arg(long, env = "ARCA_S3_BUCKET", default_value = "arca-artifacts", value_name = "NAME")]
+    pub s3_bucket: String,
+
+    #[arg(long, env = "ARCA_S3_REGION", default_value = "us-east-1", value_name = "REGION")]
+    pub s3_region: String,
+
+    /// Access key id (the secret comes from `ARCA_S3_SECRET_KEY` only).
+    #[arg(long, env = "ARCA_S3_ACCESS_KEY", value_name = "ID")]
+    pub s3_access_key: Option<String>,
+
+    /// Server-side encryption: `AES256` (SSE-S3) or `aws:kms:<key-id>` (SSE-KMS).
+    #[arg(long, env = "ARCA_S3_SSE", default_value = "AES256", value_name = "MODE")]
+    pub s3_sse: String,
+
+    /// Artifacts larger than this are uploaded in parts (presigned URL per part).
+    #[arg(long, env = "ARCA_S3_MULTIPART_THRESHOLD", default_value_t = 64 * 1024 * 1024, value_name = "BYTES")]
+    pub s3_multipart_threshold: u64,
+
+    /// Size of each part of a multipart upload (5 MiB … 5 GiB).
+    #[arg(long, env = "ARCA_S3_PART_SIZE", default_value_t = 16 * 1024 * 1024, value_name = "BYTES")]
+    pub s3_part_size: u64,
+
+    /// The Trivy binary (a path, or a name looked up in PATH).
+    #[arg(long, env = "ARCA_TRIVY", default_value = "trivy", value_name = "PATH")]
+    pub trivy: PathBuf,
+
+    /// Trivy's cache dir, holding the vulnerability DB (`db/trivy.db`); default `<data-dir>/trivy`.
+    #[arg(long, env = "ARCA_TRIVY_CACHE_DIR", value_name = "DIR")]
+    pub trivy_cache_dir: Option<PathBuf>,
+
+    /// Deadline of one scan, in seconds (Trivy's process group is killed after it).
+    #[arg(long, env = "ARCA_SCAN_TIMEOUT", default_value_t = 600, value_name = "SECS")]
+    pub scan_timeout: u64,
+
+    /// Scans run at once.
+    #[arg(long, env = "ARCA_SCAN_CONCURRENCY", default_value_t = 2, value_name = "N")]
+    pub scan_concurrency: usize,
+
+    /// Attempts of a failing scan before the artifact fails (fail-closed).
+    #[arg(long, env = "ARCA_SCAN_ATTEMPTS", default_value_t = 3, value_name = "N")]
+    pub scan_attempts: u32,
+
+    /// Most bytes an archive may expand to for scanning.
+    #[arg(long, env = "ARCA_SCAN_MAX_EXTRACT_BYTES", default_value_t = 8 * 1024 * 1024 * 1024, value_name = "BYTES")]
+    pub scan_max_extract_bytes: u64,
+
+    /// Most files an archive may hold for scanning.
+    #[arg(long, env = "ARCA_SCAN_MAX_FILES", default_value_t = 50_000, value_name = "N")]
+    pub scan_max_files: u64,
+
+    /// Largest expansion ratio of an archive (compression bombs).
+    #[arg(long, env = "ARCA_SCAN_MAX_RATIO", default_value_t = 200, value_name = "N")]
+    pub scan_max_ratio: u64,
+
+    /// How often expired exceptions and vulnerability-DB updates are checked, in seconds.
+    #[arg(long, env = "ARCA_POLICY_RECHECK_SECS", default_value_t = 60, value_name = "SECS")]
+    pub policy_recheck_secs: u64,
+
     /// Benchmarks only: do not write the audit log (to measure its cost). Never in production.
     #[arg(long, env = "ARCA_BENCH_NO_AUDIT", hide = true)]
     pub bench_no_audit: bool,
@@ -105,6 +168,42 @@ pub enum DatabaseConfig {
     Postgres {
         url: String,
     },
+}
+
+/// Server-side encryption requested on every S3 write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sse {
+    /// SSE-S3 (`AES256`): keys managed by the store.
+    S3,
+    /// SSE-KMS with the named key.
+    Kms(String),
+}
+
+/// The S3 blob store.
+#[derive(Clone)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key: String,
+    /// Never logged: `Debug` prints it redacted.
+    pub secret_key: String,
+    pub sse: Sse,
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"<redacted>")
+            .field("sse", &self.sse)
+            .finish_non_exhaustive()
+    }
 }
 
 /// TLS material for HTTPS.
@@ -136,6 +235,11 @@ pub struct Config {
     pub audit_enabled: bool,
     pub max_artifact_bytes: u64,
     pub upload_url_ttl: Duration,
+    /// Object store for blobs; None: encrypted local files.
+    pub s3: Option<S3Config>,
+    pub scan: crate::scan::ScanConfig,
+    pub policy: crate::scan::policy::Policy,
+    pub policy_recheck: Duration,
     /// Master key (`ARCA_MASTER_KEY`, base64); else `<data-dir>/master.key`.
     pub master_key: Option<String>,
 }
@@ -168,7 +272,8 @@ impl Config {
     /// Validates the arguments and prepares the data dir (created 0700 if missing).
     pub fn from_args(args: ServerArgs) -> anyhow::Result<Self> {
         let database = database_config(args.database_url.as_deref(), &args.data_dir)?;
-        let tls = match (args.plain_http, args.tls_cert, args.tls_key) {
+        let s3 = s3_config(&args)?;
+        let tls = match (args.plain_http, args.tls_cert.clone(), args.tls_key.clone()) {
             (true, _, _) => TlsConfig::Off,
             (false, Some(cert), Some(key)) => TlsConfig::Files { cert, key },
             _ => TlsConfig::SelfSigned,
@@ -211,8 +316,38 @@ impl Config {
                 bail!("{name}: must be at least 1");
             }
         }
+        for (name, value) in [
+            ("ARCA_SCAN_TIMEOUT", args.scan_timeout),
+            ("ARCA_SCAN_CONCURRENCY", args.scan_concurrency as u64),
+            ("ARCA_SCAN_ATTEMPTS", u64::from(args.scan_attempts)),
+            ("ARCA_SCAN_MAX_FILES", args.scan_max_files),
+            ("ARCA_SCAN_MAX_RATIO", args.scan_max_ratio),
+            ("ARCA_POLICY_RECHECK_SECS", args.policy_recheck_secs),
+        ] {
+            if value == 0 {
+                bail!("{name}: must be at least 1");
+            }
+        }
+        let policy = crate::scan::policy::Policy::from_env()?;
+        let scan = crate::scan::ScanConfig {
+            trivy: args.trivy.clone(),
+            cache_dir: args.trivy_cache_dir.clone().unwrap_or_else(|| args.data_dir.join("trivy")),
+            work_dir: args.data_dir.join("scans"),
+            timeout: Duration::from_secs(args.scan_timeout),
+            concurrency: args.scan_concurrency,
+            attempts: args.scan_attempts,
+            limits: crate::scan::extract::Limits {
+                max_bytes: args.scan_max_extract_bytes,
+                max_files: args.scan_max_files,
+                max_ratio: args.scan_max_ratio,
+            },
+        };
         prepare_data_dir(&args.data_dir)?;
         Ok(Self {
+            s3,
+            scan,
+            policy,
+            policy_recheck: Duration::from_secs(args.policy_recheck_secs),
             audit_enabled: !args.bench_no_audit,
             max_artifact_bytes: args.max_artifact_bytes,
             upload_url_ttl: Duration::from_secs(args.upload_url_ttl),
@@ -244,6 +379,46 @@ impl Config {
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
     }
+}
+
+fn s3_config(args: &ServerArgs) -> anyhow::Result<Option<S3Config>> {
+    let Some(endpoint) = args.s3_endpoint.clone().filter(|e| !e.is_empty()) else { return Ok(None) };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        bail!("ARCA_S3_ENDPOINT: must be an http:// or https:// URL");
+    }
+    let access_key = args
+        .s3_access_key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .context("ARCA_S3_ACCESS_KEY: required with ARCA_S3_ENDPOINT")?;
+    let secret_key = std::env::var("ARCA_S3_SECRET_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .context("ARCA_S3_SECRET_KEY: required with ARCA_S3_ENDPOINT")?;
+    let sse = match args.s3_sse.as_str() {
+        "AES256" => Sse::S3,
+        other => match other.strip_prefix("aws:kms:") {
+            Some(key) if !key.is_empty() => Sse::Kms(key.to_owned()),
+            _ => bail!("ARCA_S3_SSE: must be AES256 or aws:kms:<key-id>"),
+        },
+    };
+    const MIB: u64 = 1024 * 1024;
+    if !(5 * MIB..=5 * 1024 * MIB).contains(&args.s3_part_size) {
+        bail!("ARCA_S3_PART_SIZE: must be between 5 MiB and 5 GiB");
+    }
+    if args.s3_multipart_threshold < args.s3_part_size {
+        bail!("ARCA_S3_MULTIPART_THRESHOLD: must be at least ARCA_S3_PART_SIZE");
+    }
+    Ok(Some(S3Config {
+        endpoint: endpoint.trim_end_matches('/').to_owned(),
+        bucket: args.s3_bucket.clone(),
+        region: args.s3_region.clone(),
+        access_key,
+        secret_key,
+        sse,
+        multipart_threshold: args.s3_multipart_threshold,
+        part_size: args.s3_part_size,
+    }))
 }
 
 /// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address.

@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::http::RequestContext;
 use crate::rbac::Permission;
 use crate::routes::FunctionRouter;
-use crate::storage::Area;
+use crate::storage::{Area, BlobStore};
 
 pub fn router() -> FunctionRouter {
     FunctionRouter::new("download").route(
@@ -25,6 +25,20 @@ pub fn router() -> FunctionRouter {
         Access::Permission(Permission::ArtifactsDownload),
         download,
     )
+}
+
+/// Lifetime of a presigned download URL (S3 store).
+const PRESIGNED_GET_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// `X-Arca-Sha256` and `Repr-Digest` (RFC 9530) of the whole artifact.
+fn digest_headers(h: &mut HeaderMap, sha256_hex: &str) {
+    if let Ok(v) = HeaderValue::from_str(sha256_hex) {
+        h.insert("x-arca-sha256", v);
+    }
+    let digest = hex::decode(sha256_hex).unwrap_or_default();
+    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", STANDARD.encode(digest))) {
+        h.insert("repr-digest", v);
+    }
 }
 
 /// `bytes=a-b`, `bytes=a-`, `bytes=-n` → `[start, end)`; None when unsatisfiable.
@@ -86,8 +100,22 @@ pub async fn download(
         return Err(ApiError::conflict("not_approved", format!("artifact is {}: {why}", status.as_str()))
             .with_extra(serde_json::json!({ "status": status.as_str() })));
     }
-    let wrapped =
-        row.wrapped_key.as_deref().ok_or_else(|| ApiError::conflict("not_approved", "artifact has no data"))?;
+    if let BlobStore::S3(store) = &state.store {
+        // Straight from the store: a presigned GET that expires within minutes.
+        let url = store
+            .presign_get(&id, content_disposition(&row.filename).to_str().unwrap_or("attachment"), PRESIGNED_GET_TTL)
+            .await
+            .map_err(|e| {
+                tracing::error!(artifact = %id, error = %e, "presigning a download failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "store_unavailable", "the object store did not answer; retry")
+            })?;
+        let mut response = StatusCode::FOUND.into_response();
+        let h = response.headers_mut();
+        h.insert(header::LOCATION, HeaderValue::from_str(&url).map_err(|_| ApiError::internal("bad presigned URL"))?);
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        digest_headers(h, &row.sha256);
+        return Ok(response);
+    }
     let size = u64::try_from(row.size).unwrap_or(0);
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(value) => Some(parse_range(value, size).ok_or_else(|| {
@@ -100,7 +128,7 @@ pub async fn download(
         None => None,
     };
     let (start, end) = range.unwrap_or((0, size));
-    let stream = match state.store.read_range(Area::Permanent, &id, wrapped, size, start, end).await {
+    let stream = match state.store.read(Area::Permanent, &id, row.wrapped_key.as_deref(), size, start, end).await {
         Ok(stream) => stream,
         Err(e) => {
             tracing::error!(artifact = %id, error = %e, "download refused: stored blob failed authentication");
@@ -121,7 +149,6 @@ pub async fn download(
             ));
         }
     };
-    let digest = hex::decode(&row.sha256).unwrap_or_default();
     let mut response = Body::from_stream(stream).into_response();
     *response.status_mut() = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let h = response.headers_mut();
@@ -129,12 +156,7 @@ pub async fn download(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_DISPOSITION, content_disposition(&row.filename));
-    if let Ok(v) = HeaderValue::from_str(&row.sha256) {
-        h.insert("x-arca-sha256", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", STANDARD.encode(digest))) {
-        h.insert("repr-digest", v);
-    }
+    digest_headers(h, &row.sha256);
     if range.is_some() {
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
             h.insert(header::CONTENT_RANGE, v);

@@ -26,3 +26,9 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(std::path::PathBuf, std::fs::File
     let file = options.open(&path)?;
     Ok((path, file))
 }
+
+/// Makes a directory private to the service's user (0700).
+pub fn restrict_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}

@@ -23,6 +23,7 @@ pub mod ratelimit;
 pub mod rbac;
 pub mod reconcile;
 pub mod routes;
+pub mod scan;
 pub mod server;
 pub mod sessions;
 pub mod storage;
@@ -45,5 +46,6 @@ pub fn all_functions() -> Vec<FunctionRouter> {
         upload::router(),
         artifacts::router(),
         download::router(),
+        scan::service::router(),
     ]
 }

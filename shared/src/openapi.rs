@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::scan::service as scanning;
 use crate::{artifacts, audit, auth, download, system, tokens, upload, users};
 
 #[derive(OpenApi)]
@@ -17,13 +18,16 @@ use crate::{artifacts, audit, auth, download, system, tokens, upload, users};
         tokens::create, tokens::list, tokens::revoke,
         users::list, users::create_user, users::update, users::roles,
         audit::search, audit::verify_chain,
-        upload::create, upload::receive, upload::complete,
+        upload::create, upload::receive, upload::complete, upload::reissue, upload::list_parts, upload::sign_parts,
         artifacts::search, artifacts::get, artifacts::delete, download::download,
+        scanning::scan_results, scanning::rescan, scanning::release, scanning::show_policy,
+        scanning::list_exceptions, scanning::create_exception, scanning::revoke_exception,
     ),
     modifiers(&SecuritySchemes),
     tags((name = "system", description = "Health, metrics and this document"), (name = "auth", description = "Sign-in, identity and API tokens"),
         (name = "users", description = "Accounts and roles"), (name = "audit", description = "The tamper-evident audit log"),
-        (name = "artifacts", description = "Upload, search, download"))
+        (name = "artifacts", description = "Upload, search, download"),
+        (name = "scanning", description = "Trivy findings, policy, releases and exceptions"))
 )]
 struct ApiDoc;
 

@@ -42,6 +42,18 @@ impl FunctionRouter {
         self
     }
 
+    /// Adds a route whose method router the caller built (e.g. with a layer of its own).
+    pub fn route_method(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        method_router: axum::routing::MethodRouter<AppState>,
+    ) -> Self {
+        self.entries.push((RouteSpec { method, path, access }, method_router));
+        self
+    }
+
     /// Adds every route of `other` (used to put the system routes into each function).
     pub fn merge(mut self, other: FunctionRouter) -> Self {
         self.entries.extend(other.entries);

@@ -1,6 +1,8 @@
 //! Structured JSON logs and Prometheus metrics.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the JSON log subscriber (stdout). Each line carries the request span's fields,
@@ -23,6 +25,12 @@ pub struct Metrics {
     registry: Registry,
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
+    pub scan_duration: Histogram,
+    /// Scans waiting for or holding a scanner slot.
+    pub scan_queue: IntGauge,
+    pub scan_outcomes: IntCounterVec,
+    pub scanner_failures: IntCounter,
+    pub dead_letters: IntCounter,
 }
 
 impl Metrics {
@@ -43,9 +51,44 @@ impl Metrics {
             labels,
         )
         .expect("valid metric");
-        registry.register(Box::new(http_requests.clone())).expect("unique metric");
-        registry.register(Box::new(http_duration.clone())).expect("unique metric");
-        Self { registry, http_requests, http_duration }
+        let scan_duration = Histogram::with_opts(
+            HistogramOpts::new("arca_scan_duration_seconds", "Wall time of Trivy scans")
+                .buckets(vec![0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]),
+        )
+        .expect("valid metric");
+        let scan_queue = IntGauge::new("arca_scan_queue_depth", "Scans queued or running").expect("valid metric");
+        let scan_outcomes = IntCounterVec::new(
+            Opts::new("arca_scan_outcomes_total", "Policy outcomes of scans (approved, quarantined, failed)"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let scanner_failures =
+            IntCounter::new("arca_scanner_failures_total", "Scans that did not complete (errors, deadlines)")
+                .expect("valid metric");
+        let dead_letters =
+            IntCounter::new("arca_outbox_dead_letters_total", "Events dead-lettered after repeated handler failures")
+                .expect("valid metric");
+        for collector in [
+            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_duration.clone()),
+            Box::new(scan_duration.clone()),
+            Box::new(scan_queue.clone()),
+            Box::new(scan_outcomes.clone()),
+            Box::new(scanner_failures.clone()),
+            Box::new(dead_letters.clone()),
+        ] {
+            registry.register(collector).expect("unique metric");
+        }
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            scan_duration,
+            scan_queue,
+            scan_outcomes,
+            scanner_failures,
+            dead_letters,
+        }
     }
 
     /// Registers another collector (used by later subsystems: scans, outbox, …).

@@ -1,9 +1,11 @@
 //! `make bench`: Arca's performance figures, each next to a baseline measured in the same
-//! run. Usage: arca-bench ARCA_BINARY [auth]
+//! run. Usage: arca-bench ARCA_BINARY [artifacts|s3|scan|auth]…
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod artifacts;
 mod auth;
+mod s3;
+mod scan;
 mod server;
 
 #[tokio::main]
@@ -14,6 +16,12 @@ async fn main() -> anyhow::Result<()> {
     let wants = |name: &str| suites.is_empty() || suites.iter().any(|s| s == name);
     if wants("artifacts") {
         artifacts::run(&arca).await?;
+    }
+    if wants("s3") {
+        s3::run(&arca).await?;
+    }
+    if wants("scan") {
+        scan::run(&arca).await?;
     }
     if wants("auth") {
         auth::run(&arca).await?;

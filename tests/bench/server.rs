@@ -14,6 +14,15 @@ pub struct Server {
 impl Server {
     pub async fn start(arca: &str, env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        // Trivy with the fixture DB (scripts/bench.sh builds both), a copy per server.
+        let trivy = std::env::var("ARCA_BENCH_TRIVY").unwrap_or_else(|_| "trivy".into());
+        let cache = dir.path().join("trivy-cache");
+        if let Ok(db) = std::env::var("ARCA_BENCH_TRIVY_DB") {
+            std::fs::create_dir_all(cache.join("db"))?;
+            for file in ["trivy.db", "metadata.json"] {
+                std::fs::copy(std::path::Path::new(&db).join(file), cache.join("db").join(file))?;
+            }
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let child = Command::new(arca)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
@@ -22,6 +31,8 @@ impl Server {
             .env("ARCA_RATE_LIMIT", "100000000")
             .env("ARCA_LOGIN_RATE_LIMIT", "100000000")
             .env("ARCA_LOG", "warn")
+            .env("ARCA_TRIVY", &trivy)
+            .env("ARCA_TRIVY_CACHE_DIR", &cache)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr.log"))?)

@@ -58,6 +58,71 @@ pub async fn fresh_pg_database() -> String {
     format!("{base}/{name}")
 }
 
+pub const MINIO_USER: &str = "arca-test";
+pub const MINIO_PASSWORD: &str = "arca-test-secret";
+
+/// The MinIO server `make test` started (scripts/minio.sh).
+pub struct Minio {
+    pub endpoint: String,
+    /// Where MinIO keeps its files.
+    pub data_dir: PathBuf,
+}
+
+impl Minio {
+    pub fn from_env() -> Self {
+        let endpoint = std::env::var("ARCA_TEST_S3_ENDPOINT")
+            .expect("ARCA_TEST_S3_ENDPOINT is not set: run the tests through `make test`, which starts MinIO");
+        let data_dir = PathBuf::from(std::env::var("ARCA_TEST_MINIO_DIR").expect("ARCA_TEST_MINIO_DIR is not set"));
+        Self { endpoint, data_dir }
+    }
+}
+
+/// Trivy and the fixture DB `make test` built (scripts/trivy-fixture.sh).
+pub struct Trivy {
+    pub bin: PathBuf,
+    /// A DB dir (`trivy.db` + `metadata.json`) from tests/fixtures/trivy-db/base.yaml.
+    pub db: PathBuf,
+    /// The tool that writes DBs from YAML fixtures.
+    pub fixture_tool: PathBuf,
+}
+
+impl Trivy {
+    pub fn from_env() -> Self {
+        let var = |name: &str| {
+            PathBuf::from(std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: run the tests through `make test`, which builds Trivy and its fixture DB")
+            }))
+        };
+        Self {
+            bin: var("ARCA_TEST_TRIVY"),
+            db: var("ARCA_TEST_TRIVY_DB"),
+            fixture_tool: var("ARCA_TEST_TRIVY_DB_TOOL"),
+        }
+    }
+
+    /// Installs a DB dir into a Trivy cache dir (as `arca admin trivy-db import` does).
+    pub fn install_db(&self, db: &Path, cache: &Path) {
+        std::fs::create_dir_all(cache.join("db")).unwrap();
+        for file in ["trivy.db", "metadata.json"] {
+            std::fs::copy(db.join(file), cache.join("db").join(file)).unwrap();
+        }
+    }
+
+    /// Writes a DB from fixture files (paths relative to tests/fixtures/trivy-db).
+    pub fn build_db(&self, out: &Path, updated_at: &str, fixtures: &[&str]) {
+        let dir = repo_root().join("tests/fixtures/trivy-db");
+        let status = Command::new(&self.fixture_tool)
+            .arg("-out")
+            .arg(out)
+            .arg("-updated-at")
+            .arg(updated_at)
+            .args(fixtures.iter().map(|f| dir.join(f)))
+            .status()
+            .unwrap();
+        assert!(status.success(), "trivy-db-fixture failed");
+    }
+}
+
 /// Lines a child process printed, collected as they come.
 #[derive(Clone, Default)]
 pub struct Output(Arc<Mutex<Vec<String>>>);
@@ -98,6 +163,16 @@ impl ArcaBuilder {
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
         self
+    }
+
+    /// Stores blobs in the MinIO `make test` started, in a bucket of this server's own.
+    pub fn s3(self) -> Self {
+        let minio = Minio::from_env();
+        let bucket = format!("arca-{}", uuid::Uuid::new_v4().simple());
+        self.env("ARCA_S3_ENDPOINT", &minio.endpoint)
+            .env("ARCA_S3_BUCKET", &bucket)
+            .env("ARCA_S3_ACCESS_KEY", MINIO_USER)
+            .env("ARCA_S3_SECRET_KEY", MINIO_PASSWORD)
     }
 
     pub fn listen(mut self, addr: &str) -> Self {
@@ -202,6 +277,12 @@ impl Arca {
             args: Vec::new(),
         }
         .env("ARCA_ADMIN_PASSWORD", ADMIN_PASSWORD);
+        // Real Trivy with the fixture vulnerability DB (a copy of its own per server).
+        let trivy = Trivy::from_env();
+        let cache = dir.join("trivy-cache");
+        trivy.install_db(&trivy.db, &cache);
+        builder =
+            builder.env("ARCA_TRIVY", trivy.bin.to_str().unwrap()).env("ARCA_TRIVY_CACHE_DIR", cache.to_str().unwrap());
         if backend == Backend::Postgres {
             builder = builder.env("DATABASE_URL", &fresh_pg_database().await);
         }
@@ -210,6 +291,22 @@ impl Arca {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// A setting this server was started with.
+    pub fn env_value(&self, key: &str) -> Option<String> {
+        self.builder_env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    /// A client like `client` that does not follow redirects.
+    pub fn client_no_redirect(&self) -> reqwest::Client {
+        let pem = std::fs::read(self.data_dir.join("tls/cert.pem")).unwrap();
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
     }
 
     pub fn pid(&self) -> u32 {
@@ -404,3 +501,29 @@ impl Arca {
 
 /// Password of users the tests create.
 pub const USER_PASSWORD: &str = "a-long-test-password";
+
+/// The `arca` CLI run as a user with its own config dir, in `dir`.
+pub struct Cli {
+    pub dir: PathBuf,
+}
+
+impl Cli {
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin("arca"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("XDG_CONFIG_HOME", self.dir.join("config"))
+            .env("ARCA_PASSWORD", ADMIN_PASSWORD)
+            .env_remove("ARCA_TOKEN")
+            .output()
+            .unwrap()
+    }
+
+    /// Signs in as admin, trusting the server's certificate.
+    pub fn login(&self, arca: &Arca) {
+        let cert = arca.data_dir.join("tls/cert.pem");
+        let out =
+            self.run(&["login", "--server", &arca.url, "--username", "admin", "--ca-cert", cert.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}

@@ -25,6 +25,7 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
     const READ: &[&str] = &["consumer", "publisher", "auditor", "admin", "narrow-token"];
     const WRITE: &[&str] = &["publisher", "admin"];
     const DOWNLOAD: &[&str] = &["consumer", "publisher", "admin"];
+    const SCAN_RESULTS: &[&str] = &["publisher", "auditor", "admin"];
     HashMap::from([
         ("GET /api/health", ALL),
         ("GET /health/liveness", ALL),
@@ -53,6 +54,16 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
         ("GET /api/artifacts/{id}", READ),
         ("DELETE /api/artifacts/{id}", WRITE),
         ("GET /api/artifacts/{id}/download", DOWNLOAD),
+        ("POST /api/artifacts/{id}/upload", WRITE),
+        ("GET /api/artifacts/{id}/parts", WRITE),
+        ("POST /api/artifacts/{id}/parts", WRITE),
+        ("GET /api/artifacts/{id}/scan-results", SCAN_RESULTS),
+        ("POST /api/artifacts/{id}/rescan", ADMIN),
+        ("POST /api/artifacts/{id}/release", ADMIN),
+        ("GET /api/policy", SIGNED_IN),
+        ("GET /api/exceptions", ADMIN),
+        ("POST /api/exceptions", ADMIN),
+        ("DELETE /api/exceptions/{id}", ADMIN),
     ])
 }
 

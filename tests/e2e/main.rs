@@ -6,3 +6,5 @@ mod artifacts;
 mod foundation;
 mod helpers;
 mod identity;
+mod s3;
+mod scanning;

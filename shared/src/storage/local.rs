@@ -1,6 +1,5 @@
-//! Blob storage, chosen at start-up. Local files (the embedded default): encrypted with
-//! AES-256-GCM segments under a per-artifact data key wrapped by the master key; a
-//! quarantine area for unapproved bytes and a permanent area for approved ones.
+//! Local files (the embedded default): encrypted with AES-256-GCM segments under a
+//! per-artifact data key wrapped by the master key.
 
 use std::path::{Path, PathBuf};
 
@@ -12,24 +11,9 @@ use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+use super::Area;
 use crate::blobcrypt::{segment_offset, segments, IntegrityError, SecretKey, SegmentCipher, HEADER, SEGMENT, TAG};
 use crate::fsutil::write_secret;
-
-/// Where a blob lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Area {
-    Quarantine,
-    Permanent,
-}
-
-impl Area {
-    fn dir(self) -> &'static str {
-        match self {
-            Area::Quarantine => "quarantine",
-            Area::Permanent => "permanent",
-        }
-    }
-}
 
 /// Why an upload was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -160,9 +144,12 @@ impl LocalStore {
         }
     }
 
-    /// Moves a blob from quarantine to the permanent area (approval).
+    /// Moves a blob from quarantine to the permanent area (approval); done already is fine.
     pub async fn promote(&self, id: &str) -> std::io::Result<()> {
-        tokio::fs::rename(self.path(Area::Quarantine, id), self.path(Area::Permanent, id)).await
+        match tokio::fs::rename(self.path(Area::Quarantine, id), self.path(Area::Permanent, id)).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.path(Area::Permanent, id).exists() => Ok(()),
+            other => other,
+        }
     }
 
     /// Removes a blob from every area (missing files are fine).

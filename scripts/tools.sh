@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Build the external tools the tests run, from the Go module proxy at pinned versions.
+# Idempotent: a tool already built at its pinned version is reused (cached under ~/.cache/arca).
+#   scripts/tools.sh minio|trivy   prints the path of the binary
+set -euo pipefail
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+TRIVY_VERSION=0.74.0
+
+CACHE=${ARCA_TOOLS_CACHE:-$HOME/.cache/arca}
+export GOPATH=$CACHE/go
+export GOCACHE=$CACHE/go-build
+export GOFLAGS=-modcacherw
+export GOTOOLCHAIN=local
+BIN=$CACHE/tools
+
+build() { # name version-stamp command...
+  local name=$1 stamp=$2; shift 2
+  local out=$BIN/$name-$stamp
+  if [ ! -x "$out" ]; then
+    mkdir -p "$BIN"
+    echo "building $name $stamp (first time only; takes minutes)" >&2
+    nice -n 5 "$@" >&2
+    mv "$GOPATH/bin/$name" "$out"
+  fi
+  echo "$out"
+}
+
+case ${1:-} in
+  minio)
+    build minio "$MINIO_VERSION" go install "github.com/minio/minio@$MINIO_VERSION" ;;
+  trivy)
+    GOEXPERIMENT=jsonv2 CGO_ENABLED=0 build trivy "$TRIVY_VERSION" go install \
+      -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=$TRIVY_VERSION" \
+      "github.com/aquasecurity/trivy/cmd/trivy@v$TRIVY_VERSION" ;;
+  *) echo "usage: $0 minio|trivy" >&2; exit 2 ;;
+esac

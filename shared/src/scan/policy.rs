@@ -1,0 +1,236 @@
+//! Policy: what a scan may find for an artifact to be approved. Configured by environment
+//! (or a JSON file), shown at `GET /api/policy`. Exceptions waive single findings.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::report::Findings;
+
+/// Severities in increasing order.
+pub const SEVERITIES: [&str; 5] = ["UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
+
+fn rank(severity: &str) -> usize {
+    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Highest vulnerability severity allowed; anything above quarantines.
+    pub max_severity: String,
+    /// Any secret quarantines.
+    pub block_secrets: bool,
+    /// Licenses (SPDX ids, case-insensitive) that quarantine.
+    pub license_deny: Vec<String>,
+    /// A scan that cannot complete fails the artifact (true) or approves it (false).
+    pub fail_closed: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            max_severity: "MEDIUM".to_owned(),
+            block_secrets: true,
+            license_deny: vec![
+                "AGPL-3.0".into(),
+                "AGPL-3.0-only".into(),
+                "AGPL-3.0-or-later".into(),
+                "SSPL-1.0".into(),
+            ],
+            fail_closed: true,
+        }
+    }
+}
+
+impl Policy {
+    /// From `ARCA_POLICY_FILE` (JSON) if set, then `ARCA_POLICY_*` variables on top.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut policy = match std::env::var("ARCA_POLICY_FILE").ok().filter(|p| !p.is_empty()) {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| anyhow::anyhow!("ARCA_POLICY_FILE: cannot read {path}: {e}"))?;
+                serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("ARCA_POLICY_FILE: {e}"))?
+            }
+            None => Policy::default(),
+        };
+        if let Ok(v) = std::env::var("ARCA_POLICY_MAX_SEVERITY") {
+            policy.max_severity = v.to_ascii_uppercase();
+        }
+        for (name, slot) in [
+            ("ARCA_POLICY_BLOCK_SECRETS", &mut policy.block_secrets),
+            ("ARCA_POLICY_FAIL_CLOSED", &mut policy.fail_closed),
+        ] {
+            if let Ok(v) = std::env::var(name) {
+                *slot = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => anyhow::bail!("{name}: must be true or false"),
+                };
+            }
+        }
+        if let Ok(v) = std::env::var("ARCA_POLICY_LICENSE_DENY") {
+            policy.license_deny = v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+        }
+        if !SEVERITIES.contains(&policy.max_severity.as_str()) {
+            anyhow::bail!("ARCA_POLICY_MAX_SEVERITY: one of {}", SEVERITIES.join(", "));
+        }
+        Ok(policy)
+    }
+}
+
+/// Why an artifact is quarantined: the rule and the finding, machine-readable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reason {
+    /// `max_severity`, `secret`, `license_deny` or `scan_error`.
+    pub rule: String,
+    /// Vulnerability id, secret rule id or license name.
+    pub finding: String,
+    pub package: Option<String>,
+    pub severity: Option<String>,
+    pub detail: String,
+}
+
+/// A waiver of one vulnerability id or package, for one artifact or all.
+#[derive(Debug, Clone)]
+pub struct Waiver {
+    pub artifact_id: Option<String>,
+    pub vulnerability_id: Option<String>,
+    pub package: Option<String>,
+}
+
+impl Waiver {
+    fn covers(&self, artifact_id: &str, vulnerability_id: &str, package: &str) -> bool {
+        self.artifact_id.as_deref().is_none_or(|a| a == artifact_id)
+            && (self.vulnerability_id.as_deref() == Some(vulnerability_id) || self.package.as_deref() == Some(package))
+    }
+}
+
+/// The reasons to quarantine; empty means approve.
+pub fn evaluate(policy: &Policy, artifact_id: &str, findings: &Findings, waivers: &[Waiver]) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    let max = rank(&policy.max_severity);
+    for v in &findings.vulnerabilities {
+        if rank(&v.severity) > max && !waivers.iter().any(|w| w.covers(artifact_id, &v.id, &v.package)) {
+            reasons.push(Reason {
+                rule: "max_severity".into(),
+                finding: v.id.clone(),
+                package: Some(format!("{}@{}", v.package, v.installed)),
+                severity: Some(v.severity.clone()),
+                detail: format!(
+                    "{} {} in {} {} is above the allowed {}{}",
+                    v.severity,
+                    v.id,
+                    v.package,
+                    v.installed,
+                    policy.max_severity,
+                    if v.fixed.is_empty() { String::new() } else { format!(" (fixed in {})", v.fixed) }
+                ),
+            });
+        }
+    }
+    if policy.block_secrets {
+        for s in &findings.secrets {
+            reasons.push(Reason {
+                rule: "secret".into(),
+                finding: s.rule.clone(),
+                package: None,
+                severity: Some(s.severity.clone()),
+                detail: format!(
+                    "{} found in {}{}",
+                    s.title,
+                    s.file,
+                    s.line.map(|l| format!(" line {l}")).unwrap_or_default()
+                ),
+            });
+        }
+    }
+    for l in &findings.licenses {
+        if policy.license_deny.iter().any(|d| d.eq_ignore_ascii_case(&l.name)) {
+            reasons.push(Reason {
+                rule: "license_deny".into(),
+                finding: l.name.clone(),
+                package: Some(l.package.clone()).filter(|p| !p.is_empty()),
+                severity: Some(l.severity.clone()),
+                detail: format!(
+                    "license {} ({}) is denied",
+                    l.name,
+                    if l.package.is_empty() { &l.file } else { &l.package }
+                ),
+            });
+        }
+    }
+    reasons
+}
+
+/// One line for `status_reason`.
+pub fn summarise(reasons: &[Reason]) -> String {
+    match reasons {
+        [] => String::new(),
+        [only] => format!("policy: {}", only.detail),
+        [first, rest @ ..] => format!("policy: {} (and {} more)", first.detail, rest.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::report::{Secret, Vulnerability};
+
+    fn vuln(id: &str, severity: &str) -> Vulnerability {
+        Vulnerability {
+            id: id.into(),
+            package: "golang.org/x/text".into(),
+            installed: "v0.3.7".into(),
+            fixed: "0.3.8".into(),
+            severity: severity.into(),
+            title: String::new(),
+            cvss_score: None,
+            url: String::new(),
+            target: "app".into(),
+        }
+    }
+
+    #[test]
+    fn blocks_above_max_unless_waived() {
+        let policy = Policy::default();
+        let findings = Findings {
+            vulnerabilities: vec![vuln("CVE-1", "HIGH"), vuln("CVE-2", "MEDIUM")],
+            secrets: vec![],
+            licenses: vec![],
+        };
+        let reasons = evaluate(&policy, "a", &findings, &[]);
+        assert_eq!(reasons.len(), 1);
+        assert_eq!((reasons[0].rule.as_str(), reasons[0].finding.as_str()), ("max_severity", "CVE-1"));
+        let for_other = Waiver { artifact_id: Some("b".into()), vulnerability_id: Some("CVE-1".into()), package: None };
+        assert_eq!(evaluate(&policy, "a", &findings, &[for_other]).len(), 1);
+        let global = Waiver { artifact_id: None, vulnerability_id: None, package: Some("golang.org/x/text".into()) };
+        assert!(evaluate(&policy, "a", &findings, &[global]).is_empty());
+    }
+
+    #[test]
+    fn secrets_and_licenses() {
+        let findings = Findings {
+            vulnerabilities: vec![],
+            secrets: vec![Secret {
+                rule: "aws-access-key-id".into(),
+                category: "AWS".into(),
+                severity: "CRITICAL".into(),
+                title: "AWS Access Key ID".into(),
+                file: "creds".into(),
+                line: Some(1),
+            }],
+            licenses: vec![crate::scan::report::License {
+                name: "agpl-3.0".into(),
+                package: "p".into(),
+                file: String::new(),
+                severity: "HIGH".into(),
+                category: "restricted".into(),
+            }],
+        };
+        let rules: Vec<String> =
+            evaluate(&Policy::default(), "a", &findings, &[]).into_iter().map(|r| r.rule).collect();
+        assert_eq!(rules, ["secret", "license_deny"]);
+        let lax = Policy { block_secrets: false, license_deny: vec![], ..Policy::default() };
+        assert!(evaluate(&lax, "a", &findings, &[]).is_empty());
+    }
+}

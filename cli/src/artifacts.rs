@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use base64::Engine;
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -299,8 +300,24 @@ pub async fn pull(reference: &str, output: Option<PathBuf>) -> anyhow::Result<()
         let _ = tokio::fs::remove_file(&partial).await;
         bail!("digest mismatch: expected sha256 {expected}, got {actual}; the file was deleted");
     }
+    // Arca's signature over those bytes, checked with the certificate the server returned.
+    let verified = async {
+        let signature = client.get_json(&format!("/api/artifacts/{id}/signature")).await?;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(signature["signature"].as_str().unwrap_or_default())
+            .context("signature is not base64")?;
+        let digest: [u8; 32] =
+            hex::decode(&actual)?.try_into().map_err(|_| anyhow::anyhow!("digest is not 32 bytes"))?;
+        shared::signing::verify_detached(&digest, &der, signature["certificate_chain"].as_str().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+    .await;
+    if let Err(e) = verified {
+        let _ = tokio::fs::remove_file(&partial).await;
+        bail!("signature check failed: {e:#}; the file was deleted");
+    }
     tokio::fs::rename(&partial, &target).await?;
-    println!("{} sha256 {actual} verified", target.display());
+    println!("{} sha256 {actual} and Arca's signature verified", target.display());
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use crate::ratelimit::RateLimiter;
 use crate::routes::FunctionRouter;
 use crate::scan::policy::Policy;
 use crate::scan::Scanner;
+use crate::signing::Signer;
 use crate::storage::BlobStore;
 use crate::telemetry::Metrics;
 use crate::{http, users};
@@ -35,6 +36,7 @@ pub struct App {
     pub events: Events,
     pub scanner: Scanner,
     pub policy: Policy,
+    pub signer: Signer,
 }
 
 impl Deref for AppState {
@@ -62,6 +64,7 @@ impl AppState {
         let store = BlobStore::open(&config).await?;
         let scanner = Scanner::new(config.scan.clone()).context("scanner: cannot prepare its directories")?;
         let policy = config.policy.clone();
+        let signer = Signer::load(&config.signing, &config.data_dir)?;
         crate::scan::trivydb::ensure_java_db(&config.scan.cache_dir).await.context("scanner: Java index")?;
         if scanner.db_updated_at().is_none() {
             tracing::warn!(
@@ -84,6 +87,7 @@ impl AppState {
             events: Events::default(),
             scanner,
             policy,
+            signer,
         }));
         crate::reconcile::run(&state).await?;
         tokio::spawn(crate::reconcile::run_periodically(state.clone()));

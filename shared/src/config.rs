@@ -238,6 +238,7 @@ pub struct Config {
     /// Object store for blobs; None: encrypted local files.
     pub s3: Option<S3Config>,
     pub scan: crate::scan::ScanConfig,
+    pub signing: crate::signing::SigningConfig,
     pub policy: crate::scan::policy::Policy,
     pub policy_recheck: Duration,
     /// Master key (`ARCA_MASTER_KEY`, base64); else `<data-dir>/master.key`.
@@ -329,6 +330,13 @@ impl Config {
             }
         }
         let policy = crate::scan::policy::Policy::from_env()?;
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).map(PathBuf::from);
+        let files = match (var("ARCA_SIGNING_KEY"), var("ARCA_SIGNING_CERT"), var("ARCA_SIGNING_CHAIN")) {
+            (Some(key), Some(cert), Some(chain)) => Some((key, cert, chain)),
+            (None, None, None) => None,
+            _ => bail!("ARCA_SIGNING_KEY, ARCA_SIGNING_CERT and ARCA_SIGNING_CHAIN: give all three or none"),
+        };
+        let signing = crate::signing::SigningConfig { files, trusted: var("ARCA_SIGNING_TRUSTED") };
         let scan = crate::scan::ScanConfig {
             trivy: args.trivy.clone(),
             cache_dir: args.trivy_cache_dir.clone().unwrap_or_else(|| args.data_dir.join("trivy")),
@@ -346,6 +354,7 @@ impl Config {
         Ok(Self {
             s3,
             scan,
+            signing,
             policy,
             policy_recheck: Duration::from_secs(args.policy_recheck_secs),
             audit_enabled: !args.bench_no_audit,

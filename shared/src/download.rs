@@ -30,8 +30,11 @@ pub fn router() -> FunctionRouter {
 /// Lifetime of a presigned download URL (S3 store).
 const PRESIGNED_GET_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// `X-Arca-Sha256` and `Repr-Digest` (RFC 9530) of the whole artifact.
-fn digest_headers(h: &mut HeaderMap, sha256_hex: &str) {
+/// `X-Arca-Sha256`, `Repr-Digest` (RFC 9530) and `X-Arca-Signature` (base64 DER ECDSA).
+fn digest_headers(h: &mut HeaderMap, sha256_hex: &str, signature: &str) {
+    if let Ok(v) = HeaderValue::from_str(signature) {
+        h.insert("x-arca-signature", v);
+    }
     if let Ok(v) = HeaderValue::from_str(sha256_hex) {
         h.insert("x-arca-sha256", v);
     }
@@ -100,6 +103,40 @@ pub async fn download(
         return Err(ApiError::conflict("not_approved", format!("artifact is {}: {why}", status.as_str()))
             .with_extra(serde_json::json!({ "status": status.as_str() })));
     }
+    // The gate: Arca's signature over the recorded digest must verify with a trusted certificate.
+    let signature = match crate::signing::verify_artifact(&state, &id, &row.sha256).await {
+        Ok(signature) => {
+            state
+                .audit
+                .record(context.event(
+                    &principal,
+                    "artifacts.verify",
+                    &id,
+                    "success",
+                    serde_json::json!({ "gate": "download" }),
+                ))
+                .await;
+            signature
+        }
+        Err(reason) => {
+            tracing::error!(artifact = %id, %reason, "download refused: signature verification failed");
+            state
+                .audit
+                .record_durable(context.event(
+                    &principal,
+                    "artifacts.verify",
+                    &id,
+                    "failure",
+                    serde_json::json!({ "gate": "download", "reason": reason }),
+                ))
+                .await;
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "signature_invalid",
+                format!("download refused: Arca's signature does not verify ({reason})"),
+            ));
+        }
+    };
     if let BlobStore::S3(store) = &state.store {
         // Straight from the store: a presigned GET that expires within minutes.
         let url = store
@@ -113,7 +150,7 @@ pub async fn download(
         let h = response.headers_mut();
         h.insert(header::LOCATION, HeaderValue::from_str(&url).map_err(|_| ApiError::internal("bad presigned URL"))?);
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        digest_headers(h, &row.sha256);
+        digest_headers(h, &row.sha256, &signature);
         return Ok(response);
     }
     let size = u64::try_from(row.size).unwrap_or(0);
@@ -156,7 +193,7 @@ pub async fn download(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_DISPOSITION, content_disposition(&row.filename));
-    digest_headers(h, &row.sha256);
+    digest_headers(h, &row.sha256, &signature);
     if range.is_some() {
         if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
             h.insert(header::CONTENT_RANGE, v);

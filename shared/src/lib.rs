@@ -26,6 +26,7 @@ pub mod routes;
 pub mod scan;
 pub mod server;
 pub mod sessions;
+pub mod signing;
 pub mod storage;
 pub mod system;
 pub mod telemetry;
@@ -47,5 +48,6 @@ pub fn all_functions() -> Vec<FunctionRouter> {
         artifacts::router(),
         download::router(),
         scan::service::router(),
+        signing::router(),
     ]
 }

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::scan::service as scanning;
-use crate::{artifacts, audit, auth, download, system, tokens, upload, users};
+use crate::{artifacts, audit, auth, download, signing, system, tokens, upload, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,12 +22,14 @@ use crate::{artifacts, audit, auth, download, system, tokens, upload, users};
         artifacts::search, artifacts::get, artifacts::delete, download::download,
         scanning::scan_results, scanning::rescan, scanning::release, scanning::show_policy,
         scanning::list_exceptions, scanning::create_exception, scanning::revoke_exception,
+        signing::get_signature,
     ),
     modifiers(&SecuritySchemes),
     tags((name = "system", description = "Health, metrics and this document"), (name = "auth", description = "Sign-in, identity and API tokens"),
         (name = "users", description = "Accounts and roles"), (name = "audit", description = "The tamper-evident audit log"),
         (name = "artifacts", description = "Upload, search, download"),
-        (name = "scanning", description = "Trivy findings, policy, releases and exceptions"))
+        (name = "scanning", description = "Trivy findings, policy, releases and exceptions"),
+        (name = "signing", description = "Arca's x509 signatures"))
 )]
 struct ApiDoc;
 

@@ -61,6 +61,7 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
         ("POST /api/artifacts/{id}/rescan", ADMIN),
         ("POST /api/artifacts/{id}/release", ADMIN),
         ("GET /api/policy", SIGNED_IN),
+        ("GET /api/artifacts/{id}/signature", READ),
         ("GET /api/exceptions", ADMIN),
         ("POST /api/exceptions", ADMIN),
         ("DELETE /api/exceptions/{id}", ADMIN),

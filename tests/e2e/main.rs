@@ -8,3 +8,4 @@ mod helpers;
 mod identity;
 mod s3;
 mod scanning;
+mod signing;

@@ -224,7 +224,7 @@ async fn record_success(
         started_at,
     };
     if to == Status::Approved && status != Status::Approved {
-        state.store.promote(&row.id).await?;
+        prepare_approval(state, &row.id, &row.sha256).await?;
     }
     let reason = policy::summarise(&reasons);
     let mut emitted = vec![(
@@ -281,7 +281,7 @@ async fn record_failure(
         (false, _) => Status::Approved,
     };
     if to == Status::Approved && status != Status::Approved {
-        state.store.promote(&row.id).await?;
+        prepare_approval(state, &row.id, &row.sha256).await?;
     }
     let mut emitted = vec![(events::SCANNED, serde_json::json!({ "error": error }))];
     if to != status {
@@ -325,6 +325,13 @@ async fn record_failure(
     Ok(())
 }
 
+/// What approval needs before it is committed: the blob in the permanent area, and Arca's
+/// signature over the artifact's digest (both idempotent).
+async fn prepare_approval(state: &AppState, artifact_id: &str, sha256: &str) -> anyhow::Result<()> {
+    state.store.promote(artifact_id).await?;
+    crate::signing::sign_artifact(state, artifact_id, sha256).await
+}
+
 // ---- Re-evaluation: exceptions, releases, DB updates ----
 
 /// Applies the policy again to an artifact's latest findings (exceptions changed).
@@ -346,7 +353,7 @@ pub async fn reevaluate(state: &AppState, artifact_id: &str) -> anyhow::Result<(
         return Ok(());
     }
     if to == Status::Approved {
-        state.store.promote(artifact_id).await?;
+        prepare_approval(state, artifact_id, &row.sha256).await?;
     }
     let reason = policy::summarise(&reasons);
     events::apply(
@@ -537,7 +544,7 @@ pub async fn release(
         .execute(pool)
         .await
         .map(|_| ()))?;
-    state.store.promote(&id).await.map_err(ApiError::internal)?;
+    prepare_approval(&state, &id, &row.sha256).await.map_err(ApiError::internal)?;
     let reason = format!("released by {}: {justification}", principal.username);
     let applied = events::apply(
         &state,

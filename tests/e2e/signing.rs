@@ -1,0 +1,117 @@
+//! Issue 6 (Arca's own signatures): stock openssl verifies what the API returns, and the
+//! download gate refuses (and audits) a signature that no longer verifies.
+
+use std::process::Command;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::artifacts::{payload, publish};
+use crate::helpers::{Arca, Backend, ADMIN_PASSWORD};
+
+fn openssl(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new("openssl").args(args).current_dir(dir).output().unwrap()
+}
+
+async fn signature(arca: &Arca, token: &str, id: &str) -> Value {
+    let r = arca.call(Method::GET, &format!("/api/artifacts/{id}/signature"), Some(token), None).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// 1) openssl verifies Arca's signature of a downloaded artifact with only what the API returned.
+async fn openssl_verifies_arca_signatures(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let bytes = payload(3 * 1024 * 1024 + 5, 61);
+    let id = publish(&arca, &admin, "signed", bytes.clone()).await;
+    let download = arca.call(Method::GET, &format!("/api/artifacts/{id}/download"), Some(&admin), None).await;
+    assert_eq!(download.status(), 200);
+    let header = download.headers()["x-arca-signature"].to_str().unwrap().to_owned();
+    let body = download.bytes().await.unwrap();
+    let work = dir.path();
+    std::fs::write(work.join("artifact.bin"), &body).unwrap();
+
+    let sig = signature(&arca, &admin, &id).await;
+    assert_eq!(sig["algorithm"], "ecdsa-p256-sha256");
+    assert_eq!(sig["signature"], header.as_str(), "the download carries the same signature");
+    assert_eq!(sig["digest"], format!("sha256:{}", crate::artifacts::sha256_hex(&bytes)));
+    std::fs::write(work.join("sig.der"), STANDARD.decode(sig["signature"].as_str().unwrap()).unwrap()).unwrap();
+    let chain = sig["certificate_chain"].as_str().unwrap();
+    let blocks: Vec<String> = chain
+        .split_inclusive("-----END CERTIFICATE-----")
+        .map(|b| b.trim().to_owned() + "\n")
+        .filter(|b| b.len() > 10)
+        .collect();
+    assert_eq!(blocks.len(), 2, "signing certificate and CA");
+    std::fs::write(work.join("leaf.pem"), &blocks[0]).unwrap();
+    std::fs::write(work.join("ca.pem"), &blocks[1]).unwrap();
+    let out = openssl(&["x509", "-in", "leaf.pem", "-pubkey", "-noout", "-out", "pub.pem"], work);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = openssl(&["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "artifact.bin"], work);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "Verified OK", "{}", String::from_utf8_lossy(&out.stderr));
+    // The certificate chains to the CA, and is for code signing.
+    let out = openssl(&["verify", "-CAfile", "ca.pem", "-purpose", "any", "leaf.pem"], work);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("leaf.pem: OK"), "{}", String::from_utf8_lossy(&out.stderr));
+    let text =
+        String::from_utf8_lossy(&openssl(&["x509", "-in", "leaf.pem", "-noout", "-text"], work).stdout).into_owned();
+    assert!(text.contains("Digital Signature") && text.contains("Code Signing"), "{text}");
+    // Other bytes do not verify.
+    std::fs::write(work.join("other.bin"), b"other").unwrap();
+    let out = openssl(&["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "other.bin"], work);
+    assert!(!out.status.success());
+    // The key never leaves the data dir, readable by its owner only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(arca.data_dir.join("signing/key.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "signing key readable by others");
+    assert!(!arca.stdout.text().contains("PRIVATE KEY") && !arca.stderr.text().contains("PRIVATE KEY"));
+}
+crate::both_backends!(openssl_verifies_arca_signatures);
+
+/// 3) A tampered signature in the database: the download is refused with the reason, and
+/// the audit log records the failed verification.
+#[tokio::test]
+async fn tampered_signatures_block_downloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let a = publish(&arca, &admin, "first", payload(4096, 1)).await;
+    let b = publish(&arca, &admin, "second", payload(4096, 2)).await;
+    let other = signature(&arca, &admin, &b).await;
+    let pool =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", arca.data_dir.join("arca.db").display())).await.unwrap();
+    sqlx::query("UPDATE signatures SET signature = $1 WHERE artifact_id = $2")
+        .bind(other["signature"].as_str().unwrap())
+        .bind(&a)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let r = arca.call(Method::GET, &format!("/api/artifacts/{a}/download"), Some(&admin), None).await;
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "signature_invalid");
+    assert!(body["detail"].as_str().unwrap().contains("does not match"), "{body}");
+    // A signature removed altogether is refused too; the untouched artifact still downloads.
+    sqlx::query("DELETE FROM signatures WHERE artifact_id = $1").bind(&a).execute(&pool).await.unwrap();
+    let r = arca.call(Method::GET, &format!("/api/artifacts/{a}/download"), Some(&admin), None).await;
+    assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("no Arca signature"));
+    assert_eq!(arca.call(Method::GET, &format!("/api/artifacts/{b}/download"), Some(&admin), None).await.status(), 200);
+    let audit: Vec<Value> = arca
+        .call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let verifications: Vec<&Value> = audit.iter().filter(|e| e["action"] == "artifacts.verify").collect();
+    assert!(
+        verifications.iter().any(|e| e["target"] == a.as_str() && e["outcome"] == "failure"),
+        "failed verification not audited: {verifications:?}"
+    );
+    assert!(verifications.iter().any(|e| e["target"] == b.as_str() && e["outcome"] == "success"));
+}

@@ -91,6 +91,8 @@ impl AppState {
         }));
         crate::reconcile::run(&state).await?;
         tokio::spawn(crate::reconcile::run_periodically(state.clone()));
+        let warm = state.clone();
+        tokio::spawn(async move { warm.scanner.trivy_version().await });
         tokio::spawn(crate::events::run_worker(state.clone()));
         tokio::spawn(crate::scan::service::run_rechecks(state.clone(), state.config.policy_recheck));
         // Computed off the request path so the first unknown-user login costs what others do.

@@ -37,18 +37,25 @@ async fn publish(
     anyhow::ensure!(r.status().is_success(), "upload: {}", r.text().await?);
     let r = http.post(format!("{}/api/artifacts/{id}/complete", server.url)).bearer_auth(token).send().await?;
     anyhow::ensure!(r.status().is_success(), "complete: {}", r.text().await?);
-    let completed = Instant::now();
     loop {
         let a: serde_json::Value =
             http.get(format!("{}/api/artifacts/{id}", server.url)).bearer_auth(token).send().await?.json().await?;
         let status = a["status"].as_str().unwrap_or("").to_owned();
         if ["approved", "quarantined", "failed"].contains(&status.as_str()) {
-            let scan = a["scan"]["finished_at"].as_i64().unwrap_or(0) - a["scan"]["started_at"].as_i64().unwrap_or(0);
-            let _ = scan;
-            return Ok((completed.elapsed().as_secs_f64(), started.elapsed().as_secs_f64(), status));
+            let scan_ms =
+                a["scan"]["finished_at"].as_i64().unwrap_or(0) - a["scan"]["started_at"].as_i64().unwrap_or(0);
+            return Ok((scan_ms as f64 / 1000.0, started.elapsed().as_secs_f64(), status));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+fn best_by_hand(trivy: &str, cache: &std::path::Path, target: &std::path::Path) -> anyhow::Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        best = best.min(trivy_by_hand(trivy, cache, target)?);
+    }
+    Ok(best)
 }
 
 /// The same Trivy invocation Arca makes, by hand.
@@ -82,9 +89,13 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
     let go_bin = work.join("go-bin");
     std::fs::create_dir_all(&go_bin)?;
     std::fs::copy(std::path::Path::new(&go).join("bin/gofmt"), go_bin.join("gofmt"))?;
-    let (arca_s, _, status) = publish(&server, &http, &token, &go_bin.join("gofmt"), "gofmt").await?;
-    let hand = trivy_by_hand(&trivy, &cache, &go_bin)?;
-    println!("scan of a Go binary (gofmt): arca {arca_s:.2} s (complete -> {status}) vs trivy by hand {hand:.2} s -> {:.2}x  [target <= 1.1x]", arca_s / hand);
+    let (mut arca_s, mut status) = (f64::INFINITY, String::new());
+    for round in 0..3 {
+        let (s, _, st) = publish(&server, &http, &token, &go_bin.join("gofmt"), &format!("gofmt-{round}")).await?;
+        (arca_s, status) = (arca_s.min(s), st);
+    }
+    let hand = best_by_hand(&trivy, &cache, &go_bin)?;
+    println!("scan of a Go binary (gofmt): arca {arca_s:.3} s (scan record, -> {status}) vs trivy by hand {hand:.3} s -> {:.2}x  [target <= 1.1x] (best of 3 each)", arca_s / hand);
 
     // A 100 MiB tar.gz: random data plus the Go binary.
     let tree = work.join("tree");
@@ -99,8 +110,19 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
     let status = Command::new("tar").arg("-czf").arg(&archive).arg("-C").arg(&tree).arg(".").status()?;
     anyhow::ensure!(status.success());
     let (arca_s, _, status) = publish(&server, &http, &token, &archive, "archive").await?;
-    let hand = trivy_by_hand(&trivy, &cache, &tree)?;
-    println!("scan of a 100 MiB tar.gz: arca {arca_s:.2} s (complete -> {status}, includes decrypt + extraction) vs trivy by hand on the extracted tree {hand:.2} s -> {:.2}x  [target <= 1.1x]", arca_s / hand);
+    // By hand: `tar -xzf` into a fresh directory, then the same trivy command.
+    let mut hand = f64::INFINITY;
+    for round in 0..3 {
+        let out = work.join(format!("by-hand-{round}"));
+        std::fs::create_dir_all(&out)?;
+        let started = Instant::now();
+        let status = Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&out).status()?;
+        anyhow::ensure!(status.success());
+        let extract = started.elapsed().as_secs_f64();
+        hand = hand.min(extract + trivy_by_hand(&trivy, &cache, &out)?);
+        std::fs::remove_dir_all(&out)?;
+    }
+    println!("scan of a 100 MiB tar.gz: arca {arca_s:.3} s (scan record, -> {status}; decrypt + safe extraction + trivy) vs by hand (tar -xzf + the same trivy command) {hand:.3} s -> {:.2}x  [target <= 1.1x]", arca_s / hand);
 
     // Signing on approval and the download gate's verification (both over the digest, so
     // independent of the artifact's size), next to the approve path of the 100 MiB archive.
@@ -136,6 +158,6 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
         .status()?;
     anyhow::ensure!(status.success());
     let (scan_s, total, status) = publish(&server, &http, &token, &big, "big").await?;
-    println!("1 GiB artifact, upload -> final status ({status}): {total:.1} s (of which scanning after complete {scan_s:.1} s)  [seed budget 300 s; target < 60 s]");
+    println!("1 GiB artifact, upload -> final status ({status}): {total:.1} s (of which the scan {scan_s:.1} s)  [seed budget 300 s; target < 60 s]");
     Ok(())
 }

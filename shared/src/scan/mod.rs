@@ -92,7 +92,8 @@ impl Scanner {
         self.config.concurrency.saturating_sub(self.permits.available_permits())
     }
 
-    async fn trivy_version(&self) -> String {
+    /// Trivy's version (asked once; call at start-up so no scan waits for it).
+    pub async fn trivy_version(&self) -> String {
         self.version
             .get_or_init(|| async {
                 let out = tokio::process::Command::new(&self.config.trivy)

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build the external tools the tests run, from the Go module proxy at pinned versions.
 # Idempotent: a tool already built at its pinned version is reused (cached under ~/.cache/arca).
-#   scripts/tools.sh minio|trivy   prints the path of the binary
+#   scripts/tools.sh minio|trivy|cosign   prints the path of the binary
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 TRIVY_VERSION=0.74.0
+COSIGN_VERSION=v2.6.5
 
 CACHE=${ARCA_TOOLS_CACHE:-$HOME/.cache/arca}
 export GOPATH=$CACHE/go
@@ -33,5 +34,7 @@ case ${1:-} in
     GOEXPERIMENT=jsonv2 CGO_ENABLED=0 build trivy "$TRIVY_VERSION" go install \
       -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=$TRIVY_VERSION" \
       "github.com/aquasecurity/trivy/cmd/trivy@v$TRIVY_VERSION" ;;
-  *) echo "usage: $0 minio|trivy" >&2; exit 2 ;;
+  cosign)
+    CGO_ENABLED=0 build cosign "$COSIGN_VERSION" go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION" ;;
+  *) echo "usage: $0 minio|trivy|cosign" >&2; exit 2 ;;
 esac

@@ -37,6 +37,7 @@ pub struct App {
     pub scanner: Scanner,
     pub policy: Policy,
     pub signer: Signer,
+    pub trust_bundle: crate::publisher::TrustBundle,
 }
 
 impl Deref for AppState {
@@ -65,6 +66,7 @@ impl AppState {
         let scanner = Scanner::new(config.scan.clone()).context("scanner: cannot prepare its directories")?;
         let policy = config.policy.clone();
         let signer = Signer::load(&config.signing, &config.data_dir)?;
+        let trust_bundle = crate::publisher::TrustBundle::load(config.signing.trust_bundle.as_deref())?;
         crate::scan::trivydb::ensure_java_db(&config.scan.cache_dir).await.context("scanner: Java index")?;
         if scanner.db_updated_at().is_none() {
             tracing::warn!(
@@ -88,6 +90,7 @@ impl AppState {
             scanner,
             policy,
             signer,
+            trust_bundle,
         }));
         crate::reconcile::run(&state).await?;
         tokio::spawn(crate::reconcile::run_periodically(state.clone()));

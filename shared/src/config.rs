@@ -336,7 +336,11 @@ impl Config {
             (None, None, None) => None,
             _ => bail!("ARCA_SIGNING_KEY, ARCA_SIGNING_CERT and ARCA_SIGNING_CHAIN: give all three or none"),
         };
-        let signing = crate::signing::SigningConfig { files, trusted: var("ARCA_SIGNING_TRUSTED") };
+        let signing = crate::signing::SigningConfig {
+            files,
+            trusted: var("ARCA_SIGNING_TRUSTED"),
+            trust_bundle: var("ARCA_TRUST_BUNDLE"),
+        };
         let scan = crate::scan::ScanConfig {
             trivy: args.trivy.clone(),
             cache_dir: args.trivy_cache_dir.clone().unwrap_or_else(|| args.data_dir.join("trivy")),

@@ -19,6 +19,7 @@ pub mod jwt;
 pub mod lockout;
 pub mod netpolicy;
 pub mod openapi;
+pub mod publisher;
 pub mod ratelimit;
 pub mod rbac;
 pub mod reconcile;
@@ -48,6 +49,6 @@ pub fn all_functions() -> Vec<FunctionRouter> {
         artifacts::router(),
         download::router(),
         scan::service::router(),
-        signing::router(),
+        signing::router().merge(publisher::router()),
     ]
 }

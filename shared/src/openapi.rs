@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::scan::service as scanning;
-use crate::{artifacts, audit, auth, download, signing, system, tokens, upload, users};
+use crate::{artifacts, audit, auth, download, publisher, signing, system, tokens, upload, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +22,7 @@ use crate::{artifacts, audit, auth, download, signing, system, tokens, upload, u
         artifacts::search, artifacts::get, artifacts::delete, download::download,
         scanning::scan_results, scanning::rescan, scanning::release, scanning::show_policy,
         scanning::list_exceptions, scanning::create_exception, scanning::revoke_exception,
-        signing::get_signature,
+        signing::get_signature, publisher::attach, publisher::list,
     ),
     modifiers(&SecuritySchemes),
     tags((name = "system", description = "Health, metrics and this document"), (name = "auth", description = "Sign-in, identity and API tokens"),

@@ -38,6 +38,8 @@ pub struct SigningConfig {
     pub files: Option<(PathBuf, PathBuf, PathBuf)>,
     /// PEM bundle of further signing certificates whose signatures still verify (rotation).
     pub trusted: Option<PathBuf>,
+    /// PEM bundle of the CAs publishers' signing certificates must chain to.
+    pub trust_bundle: Option<PathBuf>,
 }
 
 /// The key Arca signs with, and the certificates whose signatures it accepts.
@@ -265,17 +267,20 @@ mod tests {
     #[test]
     fn signs_and_verifies_and_refuses_others() {
         let dir = tempfile::tempdir().unwrap();
-        let signer = Signer::load(&SigningConfig { files: None, trusted: None }, dir.path()).unwrap();
+        let signer =
+            Signer::load(&SigningConfig { files: None, trusted: None, trust_bundle: None }, dir.path()).unwrap();
         let digest = [7u8; 32];
         let sig = signer.sign(&digest).unwrap();
         assert!(signer.verify(&digest, &sig, &signer.chain_pem).is_ok());
         assert!(signer.verify(&[8u8; 32], &sig, &signer.chain_pem).unwrap_err().contains("does not match"));
         let other_dir = tempfile::tempdir().unwrap();
-        let other = Signer::load(&SigningConfig { files: None, trusted: None }, other_dir.path()).unwrap();
+        let other =
+            Signer::load(&SigningConfig { files: None, trusted: None, trust_bundle: None }, other_dir.path()).unwrap();
         let foreign = other.sign(&digest).unwrap();
         assert!(signer.verify(&digest, &foreign, &other.chain_pem).unwrap_err().contains("not trusted"));
         // The same identity is loaded again from the data dir.
-        let again = Signer::load(&SigningConfig { files: None, trusted: None }, dir.path()).unwrap();
+        let again =
+            Signer::load(&SigningConfig { files: None, trusted: None, trust_bundle: None }, dir.path()).unwrap();
         assert!(again.verify(&digest, &sig, &signer.chain_pem).is_ok());
     }
 }

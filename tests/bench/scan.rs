@@ -127,7 +127,7 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
     // Signing on approval and the download gate's verification (both over the digest, so
     // independent of the artifact's size), next to the approve path of the 100 MiB archive.
     let signer = shared::signing::Signer::load(
-        &shared::signing::SigningConfig { files: None, trusted: None },
+        &shared::signing::SigningConfig { files: None, trusted: None, trust_bundle: None },
         &server.dir.path().join("signer"),
     )?;
     let chain = std::fs::read_to_string(server.dir.path().join("signer/signing/chain.pem"))?;

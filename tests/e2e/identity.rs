@@ -62,6 +62,8 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
         ("POST /api/artifacts/{id}/release", ADMIN),
         ("GET /api/policy", SIGNED_IN),
         ("GET /api/artifacts/{id}/signature", READ),
+        ("POST /api/artifacts/{id}/signatures", WRITE),
+        ("GET /api/artifacts/{id}/signatures", READ),
         ("GET /api/exceptions", ADMIN),
         ("POST /api/exceptions", ADMIN),
         ("DELETE /api/exceptions/{id}", ADMIN),

@@ -115,3 +115,135 @@ async fn tampered_signatures_block_downloads() {
     );
     assert!(verifications.iter().any(|e| e["target"] == b.as_str() && e["outcome"] == "success"));
 }
+
+/// Runs openssl in `dir`, asserting success.
+fn ossl(dir: &std::path::Path, args: &[&str]) {
+    let out = openssl(args, dir);
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A P-256 CA `name` (key `name.key`, certificate `name.pem`).
+fn make_ca(dir: &std::path::Path, name: &str) {
+    ossl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+}
+
+/// A signing certificate `name.pem` (key `name.key`) issued by `ca`, with `extensions`.
+fn make_leaf(dir: &std::path::Path, name: &str, ca: &str, days: &str, extensions: &str) {
+    ossl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+    std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+    ossl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            days,
+            "-extfile",
+            &format!("{name}.ext"),
+        ],
+    );
+}
+
+/// 2) Publisher signatures made with openssl: valid under a trusted CA; untrusted CA,
+/// expired certificate, no digitalSignature and other bytes each refused with its own reason.
+#[tokio::test]
+async fn publisher_signatures_are_checked_against_the_trust_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    let signing = "keyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n";
+    make_ca(&pki, "trusted-ca");
+    make_ca(&pki, "rogue-ca");
+    make_leaf(&pki, "good", "trusted-ca", "30", signing);
+    make_leaf(&pki, "rogue", "rogue-ca", "30", signing);
+    make_leaf(&pki, "expired", "trusted-ca", "-1", signing);
+    make_leaf(&pki, "encipher", "trusted-ca", "30", "keyUsage=critical,keyEncipherment\n");
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .env("ARCA_TRUST_BUNDLE", pki.join("trusted-ca.pem").to_str().unwrap())
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let bytes = payload(100_000, 9);
+    std::fs::write(pki.join("artifact.bin"), &bytes).unwrap();
+    std::fs::write(pki.join("other.bin"), b"other bytes").unwrap();
+    let id = publish(&arca, &admin, "published", bytes).await;
+    let attach = |signer: &str, file: &str| {
+        ossl(&pki, &["dgst", "-sha256", "-sign", &format!("{signer}.key"), "-out", "sig.der", file]);
+        let signature = STANDARD.encode(std::fs::read(pki.join("sig.der")).unwrap());
+        let chain = std::fs::read_to_string(pki.join(format!("{signer}.pem"))).unwrap();
+        serde_json::json!({"signature": signature, "certificate_chain": chain})
+    };
+    let cases = [
+        ("good", "artifact.bin", "valid", "signature verified"),
+        ("rogue", "artifact.bin", "untrusted", "does not chain to a CA in the trust bundle"),
+        ("expired", "artifact.bin", "invalid", "outside its validity period"),
+        ("encipher", "artifact.bin", "invalid", "lacks the digitalSignature key usage"),
+        ("good", "other.bin", "invalid", "does not match the artifact's digest"),
+    ];
+    for (signer, file, result, reason) in cases {
+        let body = attach(signer, file);
+        let r = arca.call(Method::POST, &format!("/api/artifacts/{id}/signatures"), Some(&admin), Some(body)).await;
+        assert_eq!(r.status(), 201);
+        let verdict: Value = r.json().await.unwrap();
+        assert_eq!(verdict["result"], result, "{signer}/{file}: {verdict}");
+        assert!(verdict["reason"].as_str().unwrap().contains(reason), "{signer}/{file}: {verdict}");
+    }
+    let listed: Value = arca
+        .call(Method::GET, &format!("/api/artifacts/{id}/signatures"), Some(&admin), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 5);
+    let audit = arca.call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None).await.text().await.unwrap();
+    assert_eq!(audit.matches("publisher_signature").count(), 5, "every attempt is audited");
+}

@@ -337,3 +337,31 @@ pub async fn status(reference: &str) -> anyhow::Result<()> {
     println!("sha256: {}  size: {}", a["sha256"].as_str().unwrap_or("?"), a["size"]);
     Ok(())
 }
+
+/// `arca verify`: checks a detached signature over FILE without a server.
+pub async fn verify(file: &Path, signature: &Path, chain: &Path, trust: Option<&Path>) -> anyhow::Result<()> {
+    let raw = std::fs::read(signature).with_context(|| format!("cannot read {}", signature.display()))?;
+    let text = String::from_utf8_lossy(&raw);
+    let der = base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap_or(raw);
+    let chain_pem = std::fs::read_to_string(chain).with_context(|| format!("cannot read {}", chain.display()))?;
+    let (sha256, _) = sha256_file(file).await?;
+    let digest: [u8; 32] = hex::decode(&sha256)?.try_into().map_err(|_| anyhow::anyhow!("digest"))?;
+    match trust {
+        Some(bundle) => {
+            let trust = shared::publisher::TrustBundle::load(Some(bundle))?;
+            let verdict = shared::publisher::check(&trust, &digest, &der, &chain_pem);
+            if verdict.result != "valid" {
+                bail!("{}: {}", verdict.result, verdict.reason);
+            }
+            println!("{} sha256 {sha256}: valid ({})", file.display(), verdict.reason);
+        }
+        None => {
+            shared::signing::verify_detached(&digest, &der, &chain_pem).map_err(|e| anyhow::anyhow!("invalid: {e}"))?;
+            println!(
+                "{} sha256 {sha256}: signature valid for the chain's certificate (not checked against a trust bundle: pass --trust)",
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}

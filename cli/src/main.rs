@@ -51,6 +51,17 @@ enum Command {
     },
     /// Show an artifact's status (ID or NAME@VERSION).
     Status { reference: String },
+    /// Verify a signature of FILE offline (Arca's or a publisher's): DER or base64 signature,
+    /// PEM chain (signing certificate first); with --trust, the chain must lead to a CA in BUNDLE.
+    Verify {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        signature: std::path::PathBuf,
+        #[arg(long)]
+        chain: std::path::PathBuf,
+        #[arg(long)]
+        trust: Option<std::path::PathBuf>,
+    },
     /// Operator commands run on the server's machine.
     Admin {
         #[command(subcommand)]
@@ -97,6 +108,9 @@ fn main() -> ExitCode {
             Command::Push { file, name, version, labels } => artifacts::push(&file, &name, &version, &labels).await,
             Command::Pull { reference, output } => artifacts::pull(&reference, output).await,
             Command::Status { reference } => artifacts::status(&reference).await,
+            Command::Verify { file, signature, chain, trust } => {
+                artifacts::verify(&file, &signature, &chain, trust.as_deref()).await
+            }
             Command::Admin { command: AdminCommand::TrivyDbImport { source, cache_dir } } => {
                 let updated_at = shared::scan::trivydb::import(&source, &cache_dir)?;
                 println!("vulnerability DB imported into {} (UpdatedAt {updated_at})", cache_dir.display());

@@ -59,10 +59,29 @@ async fn openssl_verifies_arca_signatures(backend: Backend) {
     let text =
         String::from_utf8_lossy(&openssl(&["x509", "-in", "leaf.pem", "-noout", "-text"], work).stdout).into_owned();
     assert!(text.contains("Digital Signature") && text.contains("Code Signing"), "{text}");
+    // `arca verify` offline, with the CA as trust bundle; other bytes fail.
+    std::fs::write(work.join("chain.pem"), chain).unwrap();
+    let verify = |file: &str| {
+        Command::new(crate::helpers::bin("arca"))
+            .args(["verify", file, "--signature", "sig.der", "--chain", "chain.pem", "--trust", "ca.pem"])
+            .current_dir(work)
+            .output()
+            .unwrap()
+    };
+    let out = verify("artifact.bin");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(": valid"));
     // Other bytes do not verify.
     std::fs::write(work.join("other.bin"), b"other").unwrap();
     let out = openssl(&["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "other.bin"], work);
     assert!(!out.status.success());
+    let out = verify("other.bin");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The key never leaves the data dir, readable by its owner only.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(arca.data_dir.join("signing/key.pem")).unwrap().permissions().mode();

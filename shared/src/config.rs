@@ -149,6 +149,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_POLICY_RECHECK_SECS", default_value_t = 60, value_name = "SECS")]
     pub policy_recheck_secs: u64,
 
+    /// First retry delay of a failed event delivery, in milliseconds (doubles per attempt).
+    #[arg(long, env = "ARCA_EVENT_RETRY_BASE_MS", default_value_t = 1000, value_name = "MS")]
+    pub event_retry_base_ms: i64,
+
     /// Benchmarks only: do not write the audit log (to measure its cost). Never in production.
     #[arg(long, env = "ARCA_BENCH_NO_AUDIT", hide = true)]
     pub bench_no_audit: bool,
@@ -241,6 +245,7 @@ pub struct Config {
     pub signing: crate::signing::SigningConfig,
     pub policy: crate::scan::policy::Policy,
     pub policy_recheck: Duration,
+    pub event_retry_base_ms: i64,
     /// Master key (`ARCA_MASTER_KEY`, base64); else `<data-dir>/master.key`.
     pub master_key: Option<String>,
 }
@@ -361,6 +366,7 @@ impl Config {
             signing,
             policy,
             policy_recheck: Duration::from_secs(args.policy_recheck_secs),
+            event_retry_base_ms: args.event_retry_base_ms.clamp(1, 3_600_000),
             audit_enabled: !args.bench_no_audit,
             max_artifact_bytes: args.max_artifact_bytes,
             upload_url_ttl: Duration::from_secs(args.upload_url_ttl),

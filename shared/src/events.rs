@@ -278,7 +278,7 @@ async fn settle(state: &AppState, event: &OutboxRow, result: anyhow::Result<()>)
         Err(e) => {
             let attempts = event.attempts + 1;
             let dead = (attempts >= MAX_ATTEMPTS).then_some(now);
-            let backoff = 1000_i64 << event.attempts.clamp(0, 10);
+            let backoff = state.config.event_retry_base_ms << event.attempts.clamp(0, 10);
             if dead.is_some() {
                 tracing::error!(event = %event.id, kind = %event.event_type, error = %e, "outbox: event dead-lettered");
                 state.metrics.dead_letters.inc();
@@ -306,4 +306,41 @@ async fn handle(state: &AppState, event: &OutboxRow) -> anyhow::Result<()> {
         UPLOADED | RESCAN => crate::scan::service::on_event(state, event).await,
         _ => Ok(()),
     }
+}
+
+/// An event no handler could deliver after `MAX_ATTEMPTS`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub id: String,
+    pub event_type: String,
+    pub artifact_id: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub dead_at: Option<i64>,
+}
+
+pub fn router() -> crate::routes::FunctionRouter {
+    crate::routes::FunctionRouter::new("events").route(
+        axum::http::Method::GET,
+        "/api/events/dead-letters",
+        crate::access::Access::Permission(crate::rbac::Permission::AuditRead),
+        dead_letters,
+    )
+}
+
+/// Dead-lettered lifecycle events (newest first, at most 500), for operators.
+#[utoipa::path(get, path = "/api/events/dead-letters", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = Vec<DeadLetter>), (status = 401), (status = 403)))]
+pub async fn dead_letters(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Result<axum::Json<Vec<DeadLetter>>, crate::error::ApiError> {
+    let rows = with_pool!(&state.db, |pool| sqlx::query_as::<_, DeadLetter>(
+        "SELECT id, event_type, artifact_id, attempts, last_error, created_at, dead_at FROM outbox \
+         WHERE dead_at IS NOT NULL ORDER BY dead_at DESC LIMIT 500"
+    )
+    .fetch_all(pool)
+    .await)?;
+    Ok(axum::Json(rows))
 }

@@ -45,6 +45,7 @@ pub fn all_functions() -> Vec<FunctionRouter> {
         auth::router(),
         users::router(),
         audit::router(),
+        events::router(),
         upload::router(),
         artifacts::router(),
         download::router(),

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::scan::service as scanning;
-use crate::{artifacts, audit, auth, download, publisher, signing, system, tokens, upload, users};
+use crate::{artifacts, audit, auth, download, events, publisher, signing, system, tokens, upload, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +17,7 @@ use crate::{artifacts, audit, auth, download, publisher, signing, system, tokens
         auth::login, auth::refresh, auth::logout, auth::me, auth::jwks,
         tokens::create, tokens::list, tokens::revoke,
         users::list, users::create_user, users::update, users::roles,
-        audit::search, audit::verify_chain,
+        audit::search, audit::verify_chain, events::dead_letters,
         upload::create, upload::receive, upload::complete, upload::reissue, upload::list_parts, upload::sign_parts,
         artifacts::search, artifacts::get, artifacts::delete, download::download,
         scanning::scan_results, scanning::rescan, scanning::release, scanning::show_policy,

@@ -46,6 +46,7 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
         ("GET /api/roles", SIGNED_IN),
         ("GET /api/audit-logs", AUDIT),
         ("GET /api/audit-logs/verify", AUDIT),
+        ("GET /api/events/dead-letters", AUDIT),
         ("POST /api/artifacts", WRITE),
         ("POST /api/artifacts/{id}/complete", WRITE),
         // The signed token in the URL is the credential.

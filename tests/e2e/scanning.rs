@@ -484,3 +484,42 @@ async fn a_crash_during_a_scan_loses_nothing() {
         "{undelivered} events not delivered"
     );
 }
+
+/// Events whose handler keeps failing are dead-lettered: listed in the API and counted in
+/// the metrics, and the artifact stays non-downloadable.
+#[tokio::test]
+async fn failing_handlers_dead_letter_their_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken-trivy");
+    std::fs::write(&broken, "#!/bin/sh\necho 'scanner exploded' >&2\nexit 3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .env("ARCA_TRIVY", broken.to_str().unwrap())
+        .env("ARCA_SCAN_ATTEMPTS", "100")
+        .env("ARCA_EVENT_RETRY_BASE_MS", "20")
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let bytes = b"some bytes".to_vec();
+    let (id, url) = create(&arca, &admin, "doomed", bytes.len() as u64, &sha256_hex(&bytes)).await;
+    assert_eq!(put(&arca, &url, bytes).await.status(), 200);
+    assert_eq!(complete(&arca, &admin, &id).await.status(), 200);
+    let listed = || async {
+        arca.call(Method::GET, "/api/events/dead-letters", Some(&admin), None).await.json::<Value>().await.unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || async { !listed().await.as_array().unwrap().is_empty() }).await,
+        "the event was not dead-lettered"
+    );
+    let dead = listed().await;
+    assert_eq!(dead[0]["artifact_id"], id.as_str());
+    assert_eq!(dead[0]["event_type"], "dev.arca.artifact.uploaded");
+    assert_eq!(dead[0]["attempts"], 8);
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("scanner exploded"), "{dead}");
+    let metrics = arca.call(Method::GET, "/api/metrics", Some(&admin), None).await.text().await.unwrap();
+    assert!(metrics.contains("arca_outbox_dead_letters_total 1"), "{metrics}");
+    assert_eq!(status_of(&arca, &admin, &id).await["status"], "scanning");
+    assert_eq!(download_status(&arca, &admin, &id).await, 409);
+}

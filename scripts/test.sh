@@ -13,6 +13,7 @@ PG_BIN=$(scripts/pg.sh bin)
 export ARCA_TEST_PG_BIN=$PG_BIN
 scripts/tools.sh minio >/dev/null
 export ARCA_TEST_TRIVY=$(scripts/tools.sh trivy)
+export ARCA_TEST_COSIGN=$(scripts/tools.sh cosign)
 
 step "format and lint"
 cargo fmt --all -- --check

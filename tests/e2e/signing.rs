@@ -59,6 +59,34 @@ async fn openssl_verifies_arca_signatures(backend: Backend) {
     let text =
         String::from_utf8_lossy(&openssl(&["x509", "-in", "leaf.pem", "-noout", "-text"], work).stdout).into_owned();
     assert!(text.contains("Digital Signature") && text.contains("Code Signing"), "{text}");
+    // 4) cosign (built from the Go module proxy by make test) verifies it offline with the
+    // certificate's public key, no transparency log.
+    let cosign =
+        std::env::var("ARCA_TEST_COSIGN").expect("ARCA_TEST_COSIGN is not set: run the tests through `make test`");
+    std::fs::write(work.join("sig.b64"), sig["signature"].as_str().unwrap()).unwrap();
+    let out = Command::new(&cosign)
+        .args([
+            "verify-blob",
+            "--key",
+            "pub.pem",
+            "--signature",
+            "sig.b64",
+            "--insecure-ignore-tlog=true",
+            "artifact.bin",
+        ])
+        .current_dir(work)
+        .env("HOME", work)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cosign: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Verified OK"));
+    let out = Command::new(&cosign)
+        .args(["verify-blob", "--key", "pub.pem", "--signature", "sig.b64", "--insecure-ignore-tlog=true", "leaf.pem"])
+        .current_dir(work)
+        .env("HOME", work)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "cosign accepted other bytes");
     // `arca verify` offline, with the CA as trust bundle; other bytes fail.
     std::fs::write(work.join("chain.pem"), chain).unwrap();
     let verify = |file: &str| {

@@ -71,6 +71,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AdminCommand {
+    /// Re-sign every approved artifact with the server's current signing key (after a rotation).
+    Resign,
     /// Import a Trivy vulnerability DB (a directory with trivy.db and metadata.json), air-gapped.
     /// A running server notices the new DB and rescans approved artifacts.
     TrivyDbImport {
@@ -110,6 +112,16 @@ fn main() -> ExitCode {
             Command::Status { reference } => artifacts::status(&reference).await,
             Command::Verify { file, signature, chain, trust } => {
                 artifacts::verify(&file, &signature, &chain, trust.as_deref()).await
+            }
+            Command::Admin { command: AdminCommand::Resign } => {
+                let client = client::Client::connect().await?;
+                let response = client.request(reqwest::Method::POST, "/api/admin/resign").send().await?;
+                if !response.status().is_success() {
+                    return Err(client::problem(response).await);
+                }
+                let body: serde_json::Value = response.json().await?;
+                println!("re-signed {} approved artifacts", body["resigned"]);
+                Ok(())
             }
             Command::Admin { command: AdminCommand::TrivyDbImport { source, cache_dir } } => {
                 let updated_at = shared::scan::trivydb::import(&source, &cache_dir)?;

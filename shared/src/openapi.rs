@@ -22,7 +22,7 @@ use crate::{artifacts, audit, auth, download, events, publisher, signing, system
         artifacts::search, artifacts::get, artifacts::delete, download::download,
         scanning::scan_results, scanning::rescan, scanning::release, scanning::show_policy,
         scanning::list_exceptions, scanning::create_exception, scanning::revoke_exception,
-        signing::get_signature, publisher::attach, publisher::list,
+        signing::get_signature, signing::resign, publisher::attach, publisher::list,
     ),
     modifiers(&SecuritySchemes),
     tags((name = "system", description = "Health, metrics and this document"), (name = "auth", description = "Sign-in, identity and API tokens"),

@@ -227,6 +227,10 @@ pub async fn attach(
             serde_json::json!({ "gate": "publisher_signature", "result": verdict.result, "reason": verdict.reason }),
         ))
         .await;
+    if verdict.result == "valid" && state.policy.require_publisher_signature {
+        // It may be what kept the artifact in quarantine.
+        crate::scan::service::reevaluate(&state, &id).await.map_err(ApiError::internal)?;
+    }
     Ok((StatusCode::CREATED, Json(stored)))
 }
 

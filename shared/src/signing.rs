@@ -236,12 +236,49 @@ pub async fn verify_artifact(state: &AppState, artifact_id: &str, sha256_hex: &s
 }
 
 pub fn router() -> FunctionRouter {
-    FunctionRouter::new("sign").route(
-        Method::GET,
-        "/api/artifacts/{id}/signature",
-        Access::Permission(Permission::ArtifactsRead),
-        get_signature,
-    )
+    FunctionRouter::new("sign")
+        .route(
+            Method::GET,
+            "/api/artifacts/{id}/signature",
+            Access::Permission(Permission::ArtifactsRead),
+            get_signature,
+        )
+        .route(Method::POST, "/api/admin/resign", Access::Permission(Permission::ArtifactsManage), resign)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Resigned {
+    pub resigned: u64,
+}
+
+/// Re-signs every approved artifact with the current signing key (after a rotation).
+#[utoipa::path(post, path = "/api/admin/resign", tag = "signing", security(("bearer" = [])),
+    responses((status = 200, body = Resigned), (status = 401), (status = 403)))]
+pub async fn resign(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Extension(context): Extension<crate::http::RequestContext>,
+) -> Result<Json<Resigned>, ApiError> {
+    let approved: Vec<(String, String)> =
+        with_pool!(&state.db, |pool| sqlx::query_as("SELECT id, sha256 FROM artifacts WHERE status = $1")
+            .bind(Status::Approved.as_str())
+            .fetch_all(pool)
+            .await)?;
+    for (id, sha256) in &approved {
+        sign_artifact(&state, id, sha256).await.map_err(ApiError::internal)?;
+    }
+    let resigned = approved.len() as u64;
+    state
+        .audit
+        .record_durable(context.event(
+            &principal,
+            "artifacts.resign",
+            "*",
+            "success",
+            serde_json::json!({ "resigned": resigned }),
+        ))
+        .await;
+    Ok(Json(Resigned { resigned }))
 }
 
 /// Arca's signature of an approved artifact, with everything needed to verify it offline.

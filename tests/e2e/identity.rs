@@ -63,6 +63,7 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
         ("POST /api/artifacts/{id}/release", ADMIN),
         ("GET /api/policy", SIGNED_IN),
         ("GET /api/artifacts/{id}/signature", READ),
+        ("POST /api/admin/resign", ADMIN),
         ("POST /api/artifacts/{id}/signatures", WRITE),
         ("GET /api/artifacts/{id}/signatures", READ),
         ("GET /api/exceptions", ADMIN),

@@ -294,3 +294,102 @@ async fn publisher_signatures_are_checked_against_the_trust_bundle() {
     let audit = arca.call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None).await.text().await.unwrap();
     assert_eq!(audit.matches("publisher_signature").count(), 5, "every attempt is audited");
 }
+
+/// Rotation: signatures under the old certificate verify while it stays trusted; once it is
+/// not, downloads are refused until `arca admin resign` re-signs with the new key.
+#[tokio::test]
+async fn rotation_keeps_old_signatures_while_trusted_and_resign_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let id = publish(&arca, &admin, "rotated", payload(5000, 3)).await;
+    let old_cert = arca.data_dir.join("signing/cert.pem");
+    drop(arca);
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_ca(&pki, "new-ca");
+    make_leaf(
+        &pki,
+        "new-signing",
+        "new-ca",
+        "30",
+        "keyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\n",
+    );
+    let chain = std::fs::read_to_string(pki.join("new-signing.pem")).unwrap()
+        + &std::fs::read_to_string(pki.join("new-ca.pem")).unwrap();
+    std::fs::write(pki.join("new-chain.pem"), chain).unwrap();
+    let with_new_key = |trust_old: bool| {
+        let pki = pki.clone();
+        let old_cert = old_cert.clone();
+        let dir = dir.path().to_owned();
+        async move {
+            let mut builder = Arca::builder(&dir, Backend::Sqlite)
+                .await
+                .env("ARCA_SIGNING_KEY", pki.join("new-signing.key").to_str().unwrap())
+                .env("ARCA_SIGNING_CERT", pki.join("new-signing.pem").to_str().unwrap())
+                .env("ARCA_SIGNING_CHAIN", pki.join("new-chain.pem").to_str().unwrap());
+            if trust_old {
+                builder = builder.env("ARCA_SIGNING_TRUSTED", old_cert.to_str().unwrap());
+            }
+            builder.start().await
+        }
+    };
+    let download = |arca: &Arca, token: &str| {
+        let url = arca.url(&format!("/api/artifacts/{id}/download"));
+        let request = arca.client.get(url).bearer_auth(token.to_owned());
+        async move { request.send().await.unwrap() }
+    };
+    let arca = with_new_key(true).await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(download(&arca, &admin).await.status(), 200, "old signature, old certificate still trusted");
+    drop(arca);
+    let arca = with_new_key(false).await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let refused = download(&arca, &admin).await;
+    assert_eq!(refused.status(), 500);
+    assert!(refused.text().await.unwrap().contains("not trusted"));
+    let r = arca.call(Method::POST, "/api/admin/resign", Some(&admin), None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["resigned"], 1);
+    assert_eq!(download(&arca, &admin).await.status(), 200);
+    let sig = signature(&arca, &admin, &id).await;
+    assert!(sig["certificate_chain"]
+        .as_str()
+        .unwrap()
+        .starts_with(&std::fs::read_to_string(pki.join("new-signing.pem")).unwrap()));
+}
+
+/// `require_publisher_signature`: quarantined until a valid publisher signature is attached.
+#[tokio::test]
+async fn policy_can_require_a_publisher_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    make_ca(&pki, "ca");
+    make_leaf(&pki, "publisher", "ca", "30", "keyUsage=critical,digitalSignature\n");
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .env("ARCA_TRUST_BUNDLE", pki.join("ca.pem").to_str().unwrap())
+        .env("ARCA_POLICY_REQUIRE_PUBLISHER_SIGNATURE", "true")
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let bytes = payload(2000, 4);
+    std::fs::write(pki.join("artifact.bin"), &bytes).unwrap();
+    let (id, url) =
+        crate::artifacts::create(&arca, &admin, "needs-sig", bytes.len() as u64, &crate::artifacts::sha256_hex(&bytes))
+            .await;
+    assert_eq!(crate::artifacts::put(&arca, &url, bytes).await.status(), 200);
+    assert_eq!(crate::artifacts::complete(&arca, &admin, &id).await.status(), 200);
+    let done = crate::artifacts::wait_final(&arca, &admin, &id).await;
+    assert_eq!(done["status"], "quarantined", "{done}");
+    assert_eq!(done["policy_reasons"][0]["rule"], "publisher_signature");
+    ossl(&pki, &["dgst", "-sha256", "-sign", "publisher.key", "-out", "sig.der", "artifact.bin"]);
+    let body = serde_json::json!({
+        "signature": STANDARD.encode(std::fs::read(pki.join("sig.der")).unwrap()),
+        "certificate_chain": std::fs::read_to_string(pki.join("publisher.pem")).unwrap(),
+    });
+    let r = arca.call(Method::POST, &format!("/api/artifacts/{id}/signatures"), Some(&admin), Some(body)).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["result"], "valid");
+    assert_eq!(crate::artifacts::status_of(&arca, &admin, &id).await["status"], "approved");
+}

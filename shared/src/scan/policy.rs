@@ -24,6 +24,8 @@ pub struct Policy {
     pub license_deny: Vec<String>,
     /// A scan that cannot complete fails the artifact (true) or approves it (false).
     pub fail_closed: bool,
+    /// Quarantine artifacts without a valid publisher signature.
+    pub require_publisher_signature: bool,
 }
 
 impl Default for Policy {
@@ -38,6 +40,7 @@ impl Default for Policy {
                 "SSPL-1.0".into(),
             ],
             fail_closed: true,
+            require_publisher_signature: false,
         }
     }
 }
@@ -59,6 +62,7 @@ impl Policy {
         for (name, slot) in [
             ("ARCA_POLICY_BLOCK_SECRETS", &mut policy.block_secrets),
             ("ARCA_POLICY_FAIL_CLOSED", &mut policy.fail_closed),
+            ("ARCA_POLICY_REQUIRE_PUBLISHER_SIGNATURE", &mut policy.require_publisher_signature),
         ] {
             if let Ok(v) = std::env::var(name) {
                 *slot = match v.as_str() {
@@ -105,9 +109,31 @@ impl Waiver {
     }
 }
 
+/// What the policy looks at besides the findings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context {
+    /// A publisher signature attached to the artifact verified `valid`.
+    pub publisher_signed: bool,
+}
+
 /// The reasons to quarantine; empty means approve.
-pub fn evaluate(policy: &Policy, artifact_id: &str, findings: &Findings, waivers: &[Waiver]) -> Vec<Reason> {
+pub fn evaluate(
+    policy: &Policy,
+    artifact_id: &str,
+    findings: &Findings,
+    waivers: &[Waiver],
+    context: Context,
+) -> Vec<Reason> {
     let mut reasons = Vec::new();
+    if policy.require_publisher_signature && !context.publisher_signed {
+        reasons.push(Reason {
+            rule: "publisher_signature".into(),
+            finding: "missing".into(),
+            package: None,
+            severity: None,
+            detail: "no valid publisher signature is attached".into(),
+        });
+    }
     let max = rank(&policy.max_severity);
     for v in &findings.vulnerabilities {
         if rank(&v.severity) > max && !waivers.iter().any(|w| w.covers(artifact_id, &v.id, &v.package)) {
@@ -198,13 +224,13 @@ mod tests {
             secrets: vec![],
             licenses: vec![],
         };
-        let reasons = evaluate(&policy, "a", &findings, &[]);
+        let reasons = evaluate(&policy, "a", &findings, &[], Context::default());
         assert_eq!(reasons.len(), 1);
         assert_eq!((reasons[0].rule.as_str(), reasons[0].finding.as_str()), ("max_severity", "CVE-1"));
         let for_other = Waiver { artifact_id: Some("b".into()), vulnerability_id: Some("CVE-1".into()), package: None };
-        assert_eq!(evaluate(&policy, "a", &findings, &[for_other]).len(), 1);
+        assert_eq!(evaluate(&policy, "a", &findings, &[for_other], Context::default()).len(), 1);
         let global = Waiver { artifact_id: None, vulnerability_id: None, package: Some("golang.org/x/text".into()) };
-        assert!(evaluate(&policy, "a", &findings, &[global]).is_empty());
+        assert!(evaluate(&policy, "a", &findings, &[global], Context::default()).is_empty());
     }
 
     #[test]
@@ -228,9 +254,9 @@ mod tests {
             }],
         };
         let rules: Vec<String> =
-            evaluate(&Policy::default(), "a", &findings, &[]).into_iter().map(|r| r.rule).collect();
+            evaluate(&Policy::default(), "a", &findings, &[], Context::default()).into_iter().map(|r| r.rule).collect();
         assert_eq!(rules, ["secret", "license_deny"]);
         let lax = Policy { block_secrets: false, license_deny: vec![], ..Policy::default() };
-        assert!(evaluate(&lax, "a", &findings, &[]).is_empty());
+        assert!(evaluate(&lax, "a", &findings, &[], Context::default()).is_empty());
     }
 }

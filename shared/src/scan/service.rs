@@ -144,6 +144,17 @@ async fn active_waivers(db: &Db) -> Result<Vec<Waiver>, sqlx::Error> {
         .collect())
 }
 
+/// What the policy needs to know besides the findings.
+async fn policy_context(db: &Db, artifact_id: &str) -> Result<policy::Context, sqlx::Error> {
+    let valid: i64 = with_pool!(db, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM publisher_signatures WHERE artifact_id = $1 AND result = 'valid'"
+    )
+    .bind(artifact_id)
+    .fetch_one(pool)
+    .await)?;
+    Ok(policy::Context { publisher_signed: valid > 0 })
+}
+
 // ---- The event handler ----
 
 /// Handles `uploaded` (first scan) and `rescan` events.
@@ -208,7 +219,13 @@ async fn record_success(
     started_at: i64,
     run: super::ScanRun,
 ) -> anyhow::Result<()> {
-    let reasons = policy::evaluate(&state.policy, &row.id, &run.findings, &active_waivers(&state.db).await?);
+    let reasons = policy::evaluate(
+        &state.policy,
+        &row.id,
+        &run.findings,
+        &active_waivers(&state.db).await?,
+        policy_context(&state.db, &row.id).await?,
+    );
     let to = if reasons.is_empty() { Status::Approved } else { Status::Quarantined };
     let summary = run.findings.summary();
     let scan = ScanRecord {
@@ -346,7 +363,13 @@ pub async fn reevaluate(state: &AppState, artifact_id: &str) -> anyhow::Result<(
         return Ok(()); // the scan error decided; a rescan may change it
     }
     let findings: Findings = serde_json::from_str(&scan.findings)?;
-    let reasons = policy::evaluate(&state.policy, artifact_id, &findings, &active_waivers(&state.db).await?);
+    let reasons = policy::evaluate(
+        &state.policy,
+        artifact_id,
+        &findings,
+        &active_waivers(&state.db).await?,
+        policy_context(&state.db, artifact_id).await?,
+    );
     let released = row.released_scan_id.as_deref() == Some(scan.id.as_str());
     let to = if reasons.is_empty() || released { Status::Approved } else { Status::Quarantined };
     if to == status {

@@ -4,11 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Incremental caches only grow across CI runs (gigabytes per checkout); the dependency cache is what matters.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step() { echo "== $* ($(date +%T))"; }
 
 step "tools"
-command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+for tool in openssl curl; do
+  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool; }
+done
 PG_BIN=$(scripts/pg.sh bin)
 export ARCA_TEST_PG_BIN=$PG_BIN
 scripts/tools.sh minio >/dev/null

@@ -154,6 +154,24 @@ pub async fn find(db: &Db, id: &str) -> Result<Option<ArtifactRow>, sqlx::Error>
         .await)
 }
 
+/// The artifact as `principal` may see it: consumers see approved artifacts only, and
+/// anything else is "not found" to them.
+pub async fn find_visible(db: &Db, principal: &Principal, id: &str) -> Result<ArtifactRow, ApiError> {
+    let row = find(db, id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
+    if row.status() != Status::Approved && !principal.can(Permission::ArtifactsReadAll) {
+        return Err(ApiError::not_found("no such artifact"));
+    }
+    Ok(row)
+}
+
+/// Only the artifact's uploader or an admin may `action` (e.g. "delete this artifact").
+pub fn require_owner(row: &ArtifactRow, principal: &Principal, action: &str) -> Result<(), ApiError> {
+    if row.owner_id != principal.user_id && !principal.is_admin() {
+        return Err(ApiError::forbidden("not_owner", format!("only the owner or an admin may {action}")));
+    }
+    Ok(())
+}
+
 pub async fn find_by_name(db: &Db, name: &str, version: &str) -> Result<Option<ArtifactRow>, sqlx::Error> {
     with_pool!(db, |pool| sqlx::query_as::<_, ArtifactRow>("SELECT * FROM artifacts WHERE name = $1 AND version = $2")
         .bind(name)
@@ -356,10 +374,7 @@ pub async fn get(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Artifact>, ApiError> {
-    let row = find(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.status() != Status::Approved && !principal.can(Permission::ArtifactsReadAll) {
-        return Err(ApiError::not_found("no such artifact"));
-    }
+    let row = find_visible(&state.db, &principal, &id).await?;
     let scan = crate::scan::service::latest_summary(&state.db, &id).await?;
     let mut artifact: Artifact = row.into();
     artifact.scan = scan;
@@ -378,9 +393,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let row = find(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.owner_id != principal.user_id && !principal.is_admin() {
-        return Err(ApiError::forbidden("not_owner", "only the owner or an admin may delete this artifact"));
-    }
+    require_owner(&row, &principal, "delete this artifact")?;
     if row.status() == Status::Deleted {
         return Ok(StatusCode::NO_CONTENT);
     }

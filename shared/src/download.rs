@@ -142,10 +142,7 @@ pub async fn download(
         let url = store
             .presign_get(&id, content_disposition(&row.filename).to_str().unwrap_or("attachment"), PRESIGNED_GET_TTL)
             .await
-            .map_err(|e| {
-                tracing::error!(artifact = %id, error = %e, "presigning a download failed");
-                ApiError::new(StatusCode::BAD_GATEWAY, "store_unavailable", "the object store did not answer; retry")
-            })?;
+            .map_err(ApiError::store_unavailable)?;
         let mut response = StatusCode::FOUND.into_response();
         let h = response.headers_mut();
         h.insert(header::LOCATION, HeaderValue::from_str(&url).map_err(|_| ApiError::internal("bad presigned URL"))?);

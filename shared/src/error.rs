@@ -52,6 +52,12 @@ impl ApiError {
     }
 
     /// A failure whose cause must stay on the server: logged here, sent as a bare 500.
+    /// The object store failed; the cause is logged, the caller is told to retry.
+    pub fn store_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "object store request failed");
+        Self::new(StatusCode::BAD_GATEWAY, "store_unavailable", "the object store did not answer; retry")
+    }
+
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")

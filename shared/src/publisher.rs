@@ -176,9 +176,7 @@ pub async fn attach(
     ApiJson(request): ApiJson<NewPublisherSignature>,
 ) -> Result<(StatusCode, Json<PublisherSignature>), ApiError> {
     let row = artifacts::find(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.owner_id != principal.user_id && !principal.is_admin() {
-        return Err(ApiError::forbidden("not_owner", "only the uploader or an admin may sign this artifact"));
-    }
+    artifacts::require_owner(&row, &principal, "sign this artifact")?;
     if matches!(row.status(), Status::Deleted | Status::Failed) {
         return Err(ApiError::conflict("invalid_state", format!("artifact is {}", row.status().as_str())));
     }
@@ -243,10 +241,7 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<PublisherSignature>>, ApiError> {
-    let row = artifacts::find(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.status() != Status::Approved && !principal.can(Permission::ArtifactsReadAll) {
-        return Err(ApiError::not_found("no such artifact"));
-    }
+    artifacts::find_visible(&state.db, &principal, &id).await?;
     let rows = with_pool!(&state.db, |pool| sqlx::query_as::<_, PublisherSignature>(
         "SELECT id, result, reason, subject, submitted_by, verified_at FROM publisher_signatures \
          WHERE artifact_id = $1 ORDER BY verified_at"

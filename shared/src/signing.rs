@@ -290,10 +290,7 @@ pub async fn get_signature(
     Extension(principal): Extension<Principal>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<ArtifactSignature>, ApiError> {
-    let row = artifacts::find(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.status() != Status::Approved && !principal.can(Permission::ArtifactsReadAll) {
-        return Err(ApiError::not_found("no such artifact"));
-    }
+    artifacts::find_visible(&state.db, &principal, &id).await?;
     Ok(Json(stored(&state, &id).await?.ok_or_else(|| ApiError::not_found("the artifact is not signed"))?))
 }
 

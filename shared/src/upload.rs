@@ -138,11 +138,6 @@ fn ttl_ms(state: &AppState) -> i64 {
     i64::try_from(state.config.upload_url_ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn store_error(e: anyhow::Error) -> ApiError {
-    tracing::error!(error = %e, "object store request failed");
-    ApiError::new(StatusCode::BAD_GATEWAY, "store_unavailable", "the object store did not answer; retry")
-}
-
 /// Where to send an artifact's bytes. Local: a fresh single-use URL (any earlier one stops
 /// working). S3: a presigned `PUT`, or the multipart upload (started once, then resumed).
 async fn upload_target(state: &AppState, row: &ArtifactRow, base: &str) -> Result<UploadTarget, ApiError> {
@@ -166,7 +161,7 @@ async fn upload_target(state: &AppState, row: &ArtifactRow, base: &str) -> Resul
         }
         BlobStore::S3(store) if store.is_multipart(size) => {
             if row.upload_id.is_none() {
-                let upload_id = store.create_multipart(&row.id).await.map_err(store_error)?;
+                let upload_id = store.create_multipart(&row.id).await.map_err(ApiError::store_unavailable)?;
                 set_column(state, &row.id, "upload_id", &upload_id).await?;
             }
             let (part_size, part_count) = store.part_plan(size);
@@ -182,7 +177,7 @@ async fn upload_target(state: &AppState, row: &ArtifactRow, base: &str) -> Resul
             let presigned = store
                 .presign_put(&row.id, size, &row.sha256, state.config.upload_url_ttl)
                 .await
-                .map_err(store_error)?;
+                .map_err(ApiError::store_unavailable)?;
             Ok(UploadTarget {
                 method: "PUT".to_owned(),
                 url: presigned.url,
@@ -217,9 +212,7 @@ async fn set_column(state: &AppState, id: &str, column: &'static str, value: &st
 /// The artifact, if the caller may upload to it and it still waits for its bytes.
 async fn pending_upload(state: &AppState, principal: &Principal, id: &str) -> Result<ArtifactRow, ApiError> {
     let row = artifacts::find(&state.db, id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.owner_id != principal.user_id && !principal.is_admin() {
-        return Err(ApiError::forbidden("not_owner", "only the uploader or an admin may upload this artifact"));
-    }
+    artifacts::require_owner(&row, principal, "upload this artifact")?;
     if row.status() != Status::PendingUpload {
         return Err(ApiError::conflict(
             "invalid_state",
@@ -272,7 +265,7 @@ pub async fn list_parts(
     let row = pending_upload(&state, &principal, &id).await?;
     let (store, upload_id) = multipart_of(&state, &row)?;
     let (part_size, part_count) = store.part_plan(u64::try_from(row.size).unwrap_or(0));
-    let uploaded = store.list_parts(&id, &upload_id).await.map_err(store_error)?;
+    let uploaded = store.list_parts(&id, &upload_id).await.map_err(ApiError::store_unavailable)?;
     Ok(Json(PartsStatus { part_size, part_count, uploaded }))
 }
 
@@ -338,7 +331,7 @@ pub async fn sign_parts(
         let presigned = store
             .presign_part(&id, &upload_id, number, this_size, &sha256, state.config.upload_url_ttl)
             .await
-            .map_err(store_error)?;
+            .map_err(ApiError::store_unavailable)?;
         parts.push(PartTarget {
             number: part.number,
             size: this_size,
@@ -553,9 +546,7 @@ pub async fn complete(
     Path(id): Path<String>,
 ) -> Result<Json<Artifact>, ApiError> {
     let row = artifacts::find(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.owner_id != principal.user_id && !principal.is_admin() {
-        return Err(ApiError::forbidden("not_owner", "only the uploader or an admin may complete this upload"));
-    }
+    artifacts::require_owner(&row, &principal, "complete this upload")?;
     if let BlobStore::S3(store) = &state.store {
         verify_s3(&state, store, &row).await?;
     }
@@ -646,22 +637,22 @@ async fn receive_s3(store: &S3Store, row: &ArtifactRow) -> Result<(String, u64),
                         format!("{} of {part_count} parts are uploaded; resume the upload", parts.len()),
                     ));
                 }
-                store.complete_multipart(id, upload_id, &parts).await.map_err(store_error)?;
+                store.complete_multipart(id, upload_id, &parts).await.map_err(ApiError::store_unavailable)?;
             }
             // Assembled by an earlier `complete` that did not finish.
             Err(_) if matches!(store.head(Area::Quarantine, id).await, Ok(Some(_))) => {}
-            Err(e) => return Err(store_error(e)),
+            Err(e) => return Err(ApiError::store_unavailable(e)),
         }
     }
     let info = store
         .head(Area::Quarantine, id)
         .await
-        .map_err(store_error)?
+        .map_err(ApiError::store_unavailable)?
         .ok_or_else(|| ApiError::conflict("upload_missing", "the bytes have not been uploaded yet"))?;
     let sha256 = match info.sha256 {
         _ if info.size != size => String::new(), // recorded; `complete` fails the artifact
         Some(sha256) => sha256,
-        None => rehash(store, id, info.size).await.map_err(store_error)?,
+        None => rehash(store, id, info.size).await.map_err(ApiError::store_unavailable)?,
     };
     Ok((sha256, info.size))
 }

@@ -87,11 +87,6 @@ impl Scanner {
         meta["UpdatedAt"].as_str().map(str::to_owned)
     }
 
-    /// Scans waiting for a free slot.
-    pub fn queued(&self) -> usize {
-        self.config.concurrency.saturating_sub(self.permits.available_permits())
-    }
-
     /// Trivy's version (asked once; call at start-up so no scan waits for it).
     pub async fn trivy_version(&self) -> String {
         self.version
@@ -123,33 +118,13 @@ impl Scanner {
         let (command, target): (&[&str], PathBuf) = match kind {
             Kind::Image => {
                 // Trivy reads a docker-save tarball as is, an OCI layout only as a directory.
-                let (blob_path, root_dir, limits) = (blob.to_owned(), root.clone(), self.config.limits);
-                let oci = tokio::task::spawn_blocking(move || -> Result<bool, ScanError> {
-                    std::fs::create_dir(&root_dir)?;
-                    let size = std::fs::metadata(&blob_path)?.len();
-                    extract::tar(std::fs::File::open(&blob_path)?, &root_dir, size, limits)?;
-                    Ok(root_dir.join("oci-layout").is_file())
-                })
-                .await
-                .map_err(|e| ScanError::Trivy(e.to_string()))??;
+                extract_blocking(kind, blob, &root, self.config.limits).await?;
+                let oci = root.join("oci-layout").is_file();
                 (&["image", "--input"], if oci { root.clone() } else { blob.to_owned() })
             }
             Kind::Sbom => (&["sbom"], blob.to_owned()),
             Kind::Tar | Kind::TarGz | Kind::Zip => {
-                let (blob, root_dir, limits) = (blob.to_owned(), root.clone(), self.config.limits);
-                let extracted = tokio::task::spawn_blocking(move || -> Result<extract::Extracted, ScanError> {
-                    std::fs::create_dir(&root_dir)?;
-                    let size = std::fs::metadata(&blob)?.len();
-                    let file = std::fs::File::open(&blob)?;
-                    Ok(match kind {
-                        Kind::Tar => extract::tar(file, &root_dir, size, limits)?,
-                        Kind::TarGz => extract::tar(flate2::read::GzDecoder::new(file), &root_dir, size, limits)?,
-                        _ => extract::zip(file, &root_dir, limits)?,
-                    })
-                })
-                .await
-                .map_err(|e| ScanError::Trivy(e.to_string()))??;
-                skipped_links = extracted.skipped_links;
+                skipped_links = extract_blocking(kind, blob, &root, self.config.limits).await?.skipped_links;
                 (&["rootfs"], root.clone())
             }
             Kind::Jar | Kind::File => {
@@ -220,6 +195,28 @@ impl Scanner {
             skipped_links,
         })
     }
+}
+
+/// Safely extracts the archive `blob` into the new directory `root` (off the async threads).
+async fn extract_blocking(
+    kind: Kind,
+    blob: &Path,
+    root: &Path,
+    limits: extract::Limits,
+) -> Result<extract::Extracted, ScanError> {
+    let (blob, root) = (blob.to_owned(), root.to_owned());
+    tokio::task::spawn_blocking(move || -> Result<extract::Extracted, ScanError> {
+        std::fs::create_dir(&root)?;
+        let size = std::fs::metadata(&blob)?.len();
+        let file = std::fs::File::open(&blob)?;
+        Ok(match kind {
+            Kind::TarGz => extract::tar(flate2::read::GzDecoder::new(file), &root, size, limits)?,
+            Kind::Zip => extract::zip(file, &root, limits)?,
+            _ => extract::tar(file, &root, size, limits)?,
+        })
+    })
+    .await
+    .map_err(|e| ScanError::Trivy(e.to_string()))?
 }
 
 /// The publisher's file name reduced to a safe single component.

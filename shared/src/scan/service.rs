@@ -484,10 +484,7 @@ pub async fn scan_results(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<ScanResults>, ApiError> {
-    let row = artifacts::find(&state.db, &id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))?;
-    if row.status() != Status::Approved && !principal.can(Permission::ArtifactsReadAll) {
-        return Err(ApiError::not_found("no such artifact"));
-    }
+    let row = artifacts::find_visible(&state.db, &principal, &id).await?;
     let scan = latest_scan(&state.db, &id, false).await?;
     let findings = scan.as_ref().and_then(|s| serde_json::from_str(&s.findings).ok()).unwrap_or_default();
     let artifact: artifacts::Artifact = row.into();

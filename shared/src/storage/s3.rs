@@ -76,22 +76,8 @@ fn b64_to_hex(b64: &str) -> Option<String> {
     STANDARD.decode(b64).ok().filter(|b| b.len() == 32).map(hex::encode)
 }
 
-fn is_not_found<E, R>(e: &SdkError<E, R>) -> bool
-where
-    R: HttpStatus,
-{
-    e.raw_response().is_some_and(|r| r.status_code() == 404)
-}
-
-/// The HTTP status of a raw response (kept generic over the SDK's response type).
-trait HttpStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
+fn is_not_found<E>(e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
 }
 
 fn presigned(request: &PresignedRequest) -> Presigned {

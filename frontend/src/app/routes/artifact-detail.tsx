@@ -1,0 +1,1 @@
+export { ArtifactDetailPage as Component } from '@/features/artifact-detail/components/ArtifactDetailPage';

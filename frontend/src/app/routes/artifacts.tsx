@@ -1,0 +1,1 @@
+export { ArtifactsPage as Component } from '@/features/artifacts/components/ArtifactsPage';

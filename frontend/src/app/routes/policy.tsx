@@ -1,0 +1,1 @@
+export { PolicyPage as Component } from '@/features/policy/components/PolicyPage';

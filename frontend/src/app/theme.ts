@@ -1,0 +1,27 @@
+import { createTheme, type PaletteMode } from '@mui/material/styles';
+
+export function buildTheme(mode: PaletteMode) {
+  return createTheme({
+    palette: {
+      mode,
+      primary: { main: mode === 'light' ? '#1e4fa3' : '#8ab4f8' },
+      secondary: { main: mode === 'light' ? '#6a1b9a' : '#ce93d8' },
+      background: mode === 'light' ? { default: '#f6f7f9', paper: '#ffffff' } : { default: '#121417', paper: '#1b1e22' },
+    },
+    typography: {
+      fontFamily: 'system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", "Liberation Sans", Arial, sans-serif',
+    },
+    shape: { borderRadius: 8 },
+    components: {
+      MuiButtonBase: { defaultProps: { disableRipple: false } },
+      MuiCssBaseline: {
+        styleOverrides: {
+          // Visible focus everywhere, also for mouse-less users of custom controls.
+          ':focus-visible': { outline: `3px solid ${mode === 'light' ? '#1e4fa3' : '#8ab4f8'}`, outlineOffset: 2 },
+          code: { fontFamily: 'ui-monospace, SFMono-Regular, Menlo, Consolas, "Liberation Mono", monospace' },
+        },
+      },
+      MuiTableCell: { styleOverrides: { root: { paddingTop: 6, paddingBottom: 6 } } },
+    },
+  });
+}

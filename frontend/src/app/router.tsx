@@ -1,3 +1,4 @@
+import { useState } from 'react';
 import { createBrowserRouter, Outlet, RouterProvider, useRouteError, type RouteObject } from 'react-router';
 import type { Permission } from '@/api/types';
 import { useAuth } from '@/lib/auth';
@@ -68,6 +69,6 @@ export const routes: RouteObject[] = [
 ];
 
 export function AppRouter() {
-  const router = createBrowserRouter(routes);
+  const [router] = useState(() => createBrowserRouter(routes));
   return <RouterProvider router={router} />;
 }

@@ -1,0 +1,128 @@
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { apiClient } from '@/lib/api-client';
+import { isProblem } from '@/lib/problem';
+import type {
+  Artifact,
+  ArtifactEvent,
+  ArtifactSignature,
+  DownloadLink,
+  NewException,
+  NewPublisherSignature,
+  PolicyException,
+  PublisherSignature,
+  ScanResults,
+} from '@/api/types';
+import { FINAL_STATUSES } from '@/api/types';
+
+export const detailKeys = {
+  artifact: (id: string) => ['artifacts', 'detail', id] as const,
+  scan: (id: string) => ['artifacts', 'detail', id, 'scan'] as const,
+  signature: (id: string) => ['artifacts', 'detail', id, 'signature'] as const,
+  publisher: (id: string) => ['artifacts', 'detail', id, 'publisher-signatures'] as const,
+  events: (id: string) => ['artifacts', 'detail', id, 'events'] as const,
+};
+
+/** The artifact; polled while it is still moving through the lifecycle. */
+export function useArtifact(id: string) {
+  return useQuery({
+    queryKey: detailKeys.artifact(id),
+    queryFn: ({ signal }) => apiClient.get<Artifact>(`/api/artifacts/${id}`, undefined, signal),
+    refetchInterval: (q) => (q.state.data && !FINAL_STATUSES.includes(q.state.data.status) ? 2000 : false),
+  });
+}
+
+export function useScanResults(id: string, enabled: boolean, updatedAt: number | undefined) {
+  return useQuery({
+    queryKey: [...detailKeys.scan(id), updatedAt],
+    queryFn: ({ signal }) => apiClient.get<ScanResults>(`/api/artifacts/${id}/scan-results`, undefined, signal),
+    enabled,
+  });
+}
+
+export function useSignature(id: string, enabled: boolean) {
+  return useQuery({
+    queryKey: detailKeys.signature(id),
+    queryFn: ({ signal }) => apiClient.get<ArtifactSignature>(`/api/artifacts/${id}/signature`, undefined, signal),
+    enabled,
+  });
+}
+
+export function usePublisherSignatures(id: string) {
+  return useQuery({
+    queryKey: detailKeys.publisher(id),
+    queryFn: ({ signal }) => apiClient.get<PublisherSignature[]>(`/api/artifacts/${id}/signatures`, undefined, signal),
+  });
+}
+
+/** The status timeline (pending endpoint: null when the server does not have it yet). */
+export function useEvents(id: string, updatedAt: number | undefined) {
+  return useQuery({
+    queryKey: [...detailKeys.events(id), updatedAt],
+    queryFn: async ({ signal }) => {
+      try {
+        return await apiClient.get<ArtifactEvent[]>(`/api/artifacts/${id}/events`, undefined, signal);
+      } catch (e) {
+        if (isProblem(e) && (e.status === 404 || e.status === 405)) return null;
+        throw e;
+      }
+    },
+  });
+}
+
+function useInvalidate(id: string) {
+  const qc = useQueryClient();
+  return () => qc.invalidateQueries({ queryKey: ['artifacts'] }).then(() => qc.invalidateQueries({ queryKey: detailKeys.artifact(id) }));
+}
+
+export function useDownloadLink(id: string) {
+  return useMutation({ mutationFn: () => apiClient.post<DownloadLink>(`/api/artifacts/${id}/download-link`) });
+}
+
+export function useRescan(id: string) {
+  const invalidate = useInvalidate(id);
+  return useMutation({ mutationFn: () => apiClient.post<unknown>(`/api/artifacts/${id}/rescan`), onSuccess: invalidate });
+}
+
+export function useRelease(id: string) {
+  const invalidate = useInvalidate(id);
+  return useMutation({
+    mutationFn: (justification: string) => apiClient.post<Artifact>(`/api/artifacts/${id}/release`, { justification }),
+    onSuccess: invalidate,
+  });
+}
+
+export function useDelete(id: string) {
+  const invalidate = useInvalidate(id);
+  return useMutation({ mutationFn: () => apiClient.delete<void>(`/api/artifacts/${id}`), onSuccess: invalidate });
+}
+
+export function useCreateException() {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: NewException) => apiClient.post<PolicyException>('/api/exceptions', body),
+    onSuccess: () => qc.invalidateQueries({ queryKey: ['exceptions'] }),
+  });
+}
+
+export function useAttachSignature(id: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (body: NewPublisherSignature) => apiClient.post<PublisherSignature>(`/api/artifacts/${id}/signatures`, body),
+    onSuccess: () => {
+      void qc.invalidateQueries({ queryKey: detailKeys.publisher(id) });
+      void qc.invalidateQueries({ queryKey: detailKeys.artifact(id) });
+    },
+  });
+}
+
+/** Starts a browser download by navigation: the bytes stream to disk, never into page memory. */
+export function navigateToDownload(url: string): void {
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = '';
+  a.rel = 'noopener';
+  a.style.display = 'none';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}

@@ -2,7 +2,7 @@
 import { createContext, useContext, useEffect, useMemo, useSyncExternalStore, type ReactNode } from 'react';
 import type { Permission } from '@/api/types';
 import { getSession, type Identity, type Session, type SessionSnapshot } from './session';
-import { queryClient } from './query-client';
+import { useQueryClient } from '@tanstack/react-query';
 
 interface AuthValue extends SessionSnapshot {
   session: Session;
@@ -19,6 +19,7 @@ export function can(identity: Identity | null, permission: Permission): boolean 
 
 export function AuthProvider({ children, session = getSession(), restore = true }: { children: ReactNode; session?: Session; restore?: boolean }) {
   const snapshot = useSyncExternalStore(session.subscribe, session.getSnapshot);
+  const queryClient = useQueryClient();
   useEffect(() => {
     if (restore && snapshot.status === 'restoring') void session.restore();
     // run once per session
@@ -27,7 +28,7 @@ export function AuthProvider({ children, session = getSession(), restore = true 
   // Whatever was cached belongs to the previous user.
   useEffect(() => {
     if (snapshot.status === 'signed-out') queryClient.clear();
-  }, [snapshot.status]);
+  }, [snapshot.status, queryClient]);
   const value = useMemo<AuthValue>(
     () => ({
       ...snapshot,

@@ -59,6 +59,8 @@ export interface SessionDeps {
   now: () => number;
   /** How long a new tab waits for a sibling's token before refreshing itself. */
   helloWaitMs: number;
+  /** How long the refreshing tab keeps the lock after broadcasting the new token. */
+  handoffMs: number;
 }
 
 function defaultDeps(): SessionDeps {
@@ -73,6 +75,7 @@ function defaultDeps(): SessionDeps {
     channel: channel as ChannelLike | null,
     now: () => Date.now(),
     helloWaitMs: 150,
+    handoffMs: 100,
   };
 }
 
@@ -219,7 +222,7 @@ export class Session {
     const before = this.token;
     const run = async (): Promise<AccessToken | null> => {
       // While we waited for the lock another tab may have refreshed and sent us its token.
-      if (this.token && this.token !== before && this.fresh(this.token)) return this.token;
+      if (this.token && this.token.value !== before?.value && this.fresh(this.token)) return this.token;
       if (!options.force && before === null && this.token === null && this.snapshot.status === 'signed-out') return null;
       let response: Response;
       try {
@@ -249,6 +252,9 @@ export class Session {
       const token = this.tokenFrom(body);
       this.adopt(token);
       this.broadcast({ type: 'token', token });
+      // Hold the lock a moment so the other tabs get the token before they get the lock:
+      // a tab that waited then finds a fresh token and sends no refresh of its own.
+      if (this.deps.channel && this.deps.locks) await new Promise((r) => setTimeout(r, this.deps.handoffMs));
       return token;
     };
     const locked = this.deps.locks ? this.deps.locks.request('arca-refresh', run) : run();
@@ -321,6 +327,7 @@ export class Session {
           this.helloWaiter(message.token);
           return;
         }
+        if (this.token?.value === message.token.value) return;
         const isNewer = !this.token || message.token.expiresAt >= this.token.expiresAt;
         if (!isNewer && !message.login) return;
         const wasSignedIn = this.snapshot.status === 'signed-in';

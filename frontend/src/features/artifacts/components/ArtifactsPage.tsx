@@ -84,7 +84,7 @@ export function ArtifactsPage() {
           )
         }
       />
-      <Box component="search" aria-label="Filter artifacts" sx={{ display: 'flex', gap: 2, flexWrap: 'wrap', mb: 2, alignItems: 'flex-start' }}>
+      <Box role="search" aria-label="Filter artifacts" sx={{ display: 'flex', gap: 2, flexWrap: 'wrap', mb: 2, alignItems: 'flex-start' }}>
         <DebouncedField label="Search by name" value={query.q} onCommit={(q) => update({ q })} />
         <FormControl size="small" sx={{ minWidth: 170 }}>
           <InputLabel id="status-filter-label">Status</InputLabel>

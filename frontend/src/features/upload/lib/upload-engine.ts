@@ -173,7 +173,10 @@ export class UploadRun {
     const saved = this.readResume(key);
     if (saved) {
       const resumed = await this.tryResume(saved.artifactId);
-      if (resumed) return resumed;
+      if (resumed) {
+        this.resumeKeyInUse = key;
+        return resumed;
+      }
       this.deps.storage?.removeItem(key);
     }
     this.update({ phase: 'hashing' });

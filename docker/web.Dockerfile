@@ -1,0 +1,19 @@
+# syntax=docker/dockerfile:1.7
+# The SPA: built with Vite, served by nginx (unprivileged image: uid 101, listens on 8080)
+# with frontend/nginx.conf.
+#   docker build -f docker/web.Dockerfile -t kind.local/arca-web:TAG .
+FROM node:20.20.2-bookworm-slim AS build
+WORKDIR /src/frontend
+COPY frontend/package.json frontend/package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm,sharing=locked npm ci --no-audit --no-fund
+COPY frontend/ ./
+RUN npm run build
+
+FROM nginxinc/nginx-unprivileged:1.28.0-alpine AS web
+COPY frontend/nginx.conf /etc/nginx/nginx.conf
+COPY --from=build /src/frontend/dist /usr/share/nginx/html
+USER 101:101
+EXPOSE 8080
+# no entrypoint scripts: they rewrite files under /etc/nginx, which is read-only at run time
+ENTRYPOINT ["nginx"]
+CMD ["-g", "daemon off;"]

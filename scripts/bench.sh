@@ -6,7 +6,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx; }
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 cargo build --locked -p arca-cli -p arca-e2e --bins
-export ARCA_BENCH_TRIVY=$(scripts/tools.sh trivy)
+ARCA_BENCH_TRIVY=$(scripts/tools.sh trivy)
+export ARCA_BENCH_TRIVY
 WORK=$(mktemp -d /tmp/arca-bench.XXXXXX)
 cleanup() { scripts/minio.sh stop "$WORK/minio" || true; rm -rf "$WORK"; }
 trap cleanup EXIT

@@ -8,13 +8,13 @@ set -euo pipefail
 
 bin_dir() {
   local d
-  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1 || true)
   if [ -z "$d" ] || [ ! -x "$d/initdb" ]; then
     echo "pg.sh: installing PostgreSQL from Debian packages" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2
     apt-get install -y -qq postgresql >&2
-    d=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d | sort -V | tail -n 1)
   fi
   echo "$d"
 }
@@ -49,7 +49,9 @@ case "$cmd" in
   stop)
     dir=$2
     bin=$(bin_dir)
-    [ -f "$dir/postmaster.pid" ] && as_pg "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
+    if [ -f "$dir/postmaster.pid" ]; then
+      as_pg "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
+    fi
     ;;
   *) echo "usage: pg.sh bin | start DIR PORT | stop DIR" >&2; exit 2 ;;
 esac

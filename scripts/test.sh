@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: install and start what the tests need, then run every test.
+#   scripts/test.sh                      everything (what CI runs)
+#   scripts/test.sh --only ARGS...       services up, then `cargo test ARGS` only (no lint,
+#                                        no other suites): for iterating on one test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}
@@ -7,21 +10,41 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 # Incremental caches only grow across CI runs (gigabytes per checkout); the dependency cache is what matters.
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
+only=()
+if [ "${1:-}" = "--only" ]; then
+  shift
+  only=("$@")
+fi
+
 step() { echo "== $* ($(date +%T))"; }
 
 step "tools"
-for tool in openssl curl; do
-  command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool; }
+need_apt=()
+for tool in openssl curl pgrep python3; do
+  command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  pkgs=()
+  for tool in "${need_apt[@]}"; do
+    case $tool in pgrep) pkgs+=(procps) ;; python3) pkgs+=(python3 python3-venv) ;; *) pkgs+=("$tool") ;; esac
+  done
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
+fi
+command -v go >/dev/null || { echo "make test: Go is needed to build MinIO, Trivy and cosign (https://go.dev/dl)" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "make test: Rust (cargo) is needed (https://rustup.rs)" >&2; exit 1; }
+# Assigned first, exported after: `export X=$(cmd)` would hide cmd's failure from set -e.
 PG_BIN=$(scripts/pg.sh bin)
-export ARCA_TEST_PG_BIN=$PG_BIN
-scripts/tools.sh minio >/dev/null
-export ARCA_TEST_TRIVY=$(scripts/tools.sh trivy)
-export ARCA_TEST_COSIGN=$(scripts/tools.sh cosign)
+MINIO_BIN=$(scripts/tools.sh minio)
+TRIVY_BIN=$(scripts/tools.sh trivy)
+COSIGN_BIN=$(scripts/tools.sh cosign)
+export ARCA_TEST_PG_BIN=$PG_BIN ARCA_TEST_MINIO_BIN=$MINIO_BIN ARCA_TEST_TRIVY=$TRIVY_BIN ARCA_TEST_COSIGN=$COSIGN_BIN
 
-step "format and lint"
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+if [ ${#only[@]} -eq 0 ]; then
+  step "format and lint"
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  scripts/shellcheck.sh
+fi
 
 step "build"
 cargo build --workspace --bins --locked
@@ -31,10 +54,12 @@ PG_DIR=$(mktemp -d /tmp/arca-test-pg.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PG_PORT=$(free_port)
 MINIO_DIR=$(mktemp -d /tmp/arca-test-minio.XXXXXX)
+TRIVY_DB_DIR=$(mktemp -d /tmp/arca-test-trivy-db.XXXXXX)
 cleanup() {
-  scripts/pg.sh stop "$PG_DIR" || true; rm -rf "$PG_DIR"
-  scripts/minio.sh stop "$MINIO_DIR" || true; rm -rf "$MINIO_DIR"
-  rm -rf "${TRIVY_DB_DIR:-}"
+  scripts/pg.sh stop "$PG_DIR" || true
+  rm -rf "$PG_DIR"
+  scripts/minio.sh stop "$MINIO_DIR" || true
+  rm -rf "$MINIO_DIR" "$TRIVY_DB_DIR"
 }
 trap cleanup EXIT
 scripts/pg.sh start "$PG_DIR" "$PG_PORT"
@@ -46,11 +71,17 @@ scripts/minio.sh start "$MINIO_DIR" "$MINIO_PORT"
 export ARCA_TEST_S3_ENDPOINT="http://127.0.0.1:$MINIO_PORT" ARCA_TEST_MINIO_DIR="$MINIO_DIR/data"
 
 step "Trivy fixture DB"
-TRIVY_DB_DIR=$(mktemp -d /tmp/arca-test-trivy-db.XXXXXX)
-export ARCA_TEST_TRIVY_DB_TOOL=$(scripts/trivy-fixture.sh "$TRIVY_DB_DIR")
-export ARCA_TEST_TRIVY_DB=$TRIVY_DB_DIR
+TRIVY_DB_TOOL=$(scripts/trivy-fixture.sh "$TRIVY_DB_DIR")
+export ARCA_TEST_TRIVY_DB_TOOL=$TRIVY_DB_TOOL ARCA_TEST_TRIVY_DB=$TRIVY_DB_DIR
 # Go builds inside tests (test binaries with known dependencies) share the cached module proxy downloads.
 export GOPATH=$HOME/.cache/arca/go GOCACHE=$HOME/.cache/arca/go-build GOFLAGS=-modcacherw GOTOOLCHAIN=local
+
+if [ ${#only[@]} -gt 0 ]; then
+  step "tests (only: ${only[*]})"
+  cargo test --locked "${only[@]}"
+  step "selected tests passed"
+  exit 0
+fi
 
 step "tests"
 cargo test --workspace --locked --no-fail-fast

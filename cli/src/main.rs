@@ -84,6 +84,7 @@ enum AdminCommand {
 }
 
 fn main() -> ExitCode {
+    shared::scan::unpack::run_child_if_requested();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -142,6 +143,73 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("arca: error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `arca …` command that README, the CLI's and the server's messages name.
+    fn commands_named() -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new("."));
+        let mut sources = vec![root.join("README.md")];
+        for dir in ["shared/src", "cli/src"] {
+            let mut stack = vec![root.join(dir)];
+            while let Some(d) = stack.pop() {
+                for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let p = entry.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|e| e == "rs") {
+                        sources.push(p);
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for source in sources {
+            let text = std::fs::read_to_string(&source).unwrap_or_default();
+            let name = source.display().to_string();
+            // Inline: `arca …`
+            for piece in text.split('`').skip(1).step_by(2) {
+                if piece.starts_with("arca ") && !piece.contains('\n') {
+                    found.push((name.clone(), piece.to_owned()));
+                }
+            }
+            // README code blocks: lines starting with `arca `.
+            if name.ends_with("README.md") {
+                for line in text.lines().map(str::trim) {
+                    if line.starts_with("arca ") {
+                        found.push((name.clone(), line.split(" #").next().unwrap_or(line).trim().to_owned()));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_command_arca_prints_or_documents_parses() {
+        let named = commands_named();
+        assert!(named.len() > 5, "found too few commands: {named:?}");
+        for (source, command) in named {
+            // Placeholders of format strings and shell variables stand for values.
+            let words: Vec<String> = command
+                .split_whitespace()
+                .take_while(|w| !["|", "&&", ">", "#"].contains(w))
+                .map(|w| if w.contains('{') || w.starts_with('$') { "x".to_owned() } else { w.replace(['[', ']'], "") })
+                .filter(|w| !w.is_empty() && w != "…")
+                .collect();
+            match Cli::try_parse_from(&words) {
+                Ok(_) => {}
+                Err(e) if !e.use_stderr() => {} // --help
+                // A reference to a command (`arca push`) need not repeat its arguments.
+                Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {}
+                Err(_) if words.len() < 2 => {} // the program's name alone
+                Err(e) => panic!("{source}: `{command}` does not parse: {e}"),
+            }
         }
     }
 }

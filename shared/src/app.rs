@@ -57,6 +57,7 @@ pub struct Startup {
 impl AppState {
     /// Connects to the database, applies migrations and creates the first admin.
     pub async fn build(config: Config) -> anyhow::Result<Startup> {
+        config.log_paths();
         std::fs::create_dir_all(config.blob_dir())
             .with_context(|| format!("data dir: cannot create {}", config.blob_dir().display()))?;
         let db = Db::connect(&config.database).await?;
@@ -71,7 +72,8 @@ impl AppState {
         if scanner.db_updated_at().is_none() {
             tracing::warn!(
                 cache_dir = %config.scan.cache_dir.display(),
-                "no vulnerability DB: scans fail until one is imported (`arca admin trivy-db import DIR`)"
+                "no vulnerability DB: scans fail until one is imported (`arca admin trivy-db-import DIR --cache-dir {}`)",
+                config.scan.cache_dir.display()
             );
         }
         let audit = Audit::spawn(db.clone(), config.audit_enabled);

@@ -79,6 +79,8 @@ pub struct ArtifactRow {
     pub policy_reasons: Option<String>,
     /// A manual release covers the findings of this scan only.
     pub released_scan_id: Option<String>,
+    /// When the blob moved to the permanent area (first approval).
+    pub promoted_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
@@ -144,6 +146,17 @@ impl From<ArtifactRow> for Artifact {
             updated_at: row.updated_at,
             deleted_at: row.deleted_at,
         }
+    }
+}
+
+/// Where an artifact's blob is: in the permanent area from its first approval on (it stays
+/// there if the artifact is quarantined later), in quarantine before. The one place that
+/// answers this; the approval transaction records `promoted_at`.
+pub fn blob_area(row: &ArtifactRow) -> crate::storage::Area {
+    if row.promoted_at.is_some() {
+        crate::storage::Area::Permanent
+    } else {
+        crate::storage::Area::Quarantine
     }
 }
 

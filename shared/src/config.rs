@@ -145,6 +145,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_SCAN_MAX_RATIO", default_value_t = 200, value_name = "N")]
     pub scan_max_ratio: u64,
 
+    /// Address-space cap of the child process that detects and unpacks an archive, in bytes.
+    #[arg(long, env = "ARCA_SCAN_MAX_MEMORY", default_value_t = 512 * 1024 * 1024, value_name = "BYTES")]
+    pub scan_max_memory: u64,
+
     /// How often expired exceptions and vulnerability-DB updates are checked, in seconds.
     #[arg(long, env = "ARCA_POLICY_RECHECK_SECS", default_value_t = 60, value_name = "SECS")]
     pub policy_recheck_secs: u64,
@@ -276,7 +280,20 @@ pub const MIN_PASSWORD_LEN: usize = 12;
 
 impl Config {
     /// Validates the arguments and prepares the data dir (created 0700 if missing).
-    pub fn from_args(args: ServerArgs) -> anyhow::Result<Self> {
+    pub fn from_args(mut args: ServerArgs) -> anyhow::Result<Self> {
+        // Every path is made absolute once, here: Trivy and the unpacker run in other
+        // working directories, so a relative path would point somewhere else for them.
+        args.data_dir = absolute("--data-dir (ARCA_DATA_DIR)", &args.data_dir)?;
+        for (name, path) in [
+            ("--tls-cert (ARCA_TLS_CERT)", &mut args.tls_cert),
+            ("--tls-key (ARCA_TLS_KEY)", &mut args.tls_key),
+            ("--trivy-cache-dir (ARCA_TRIVY_CACHE_DIR)", &mut args.trivy_cache_dir),
+        ] {
+            if let Some(p) = path.as_mut() {
+                *p = absolute(name, p)?;
+            }
+        }
+        args.trivy = find_program(&args.trivy);
         let database = database_config(args.database_url.as_deref(), &args.data_dir)?;
         let s3 = s3_config(&args)?;
         let tls = match (args.plain_http, args.tls_cert.clone(), args.tls_key.clone()) {
@@ -334,17 +351,30 @@ impl Config {
                 bail!("{name}: must be at least 1");
             }
         }
+        if args.scan_max_memory < 64 * 1024 * 1024 {
+            bail!("ARCA_SCAN_MAX_MEMORY: must be at least 64 MiB");
+        }
+        for (name, value) in [("ARCA_SCAN_MAX_EXTRACT_BYTES", args.scan_max_extract_bytes)] {
+            if value == 0 {
+                bail!("{name}: must be at least 1");
+            }
+        }
         let policy = crate::scan::policy::Policy::from_env()?;
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty()).map(PathBuf::from);
-        let files = match (var("ARCA_SIGNING_KEY"), var("ARCA_SIGNING_CERT"), var("ARCA_SIGNING_CHAIN")) {
+        let var = |name: &str| -> anyhow::Result<Option<PathBuf>> {
+            match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+                Some(v) => Ok(Some(absolute(name, Path::new(&v))?)),
+                None => Ok(None),
+            }
+        };
+        let files = match (var("ARCA_SIGNING_KEY")?, var("ARCA_SIGNING_CERT")?, var("ARCA_SIGNING_CHAIN")?) {
             (Some(key), Some(cert), Some(chain)) => Some((key, cert, chain)),
             (None, None, None) => None,
             _ => bail!("ARCA_SIGNING_KEY, ARCA_SIGNING_CERT and ARCA_SIGNING_CHAIN: give all three or none"),
         };
         let signing = crate::signing::SigningConfig {
             files,
-            trusted: var("ARCA_SIGNING_TRUSTED"),
-            trust_bundle: var("ARCA_TRUST_BUNDLE"),
+            trusted: var("ARCA_SIGNING_TRUSTED")?,
+            trust_bundle: var("ARCA_TRUST_BUNDLE")?,
         };
         let scan = crate::scan::ScanConfig {
             trivy: args.trivy.clone(),
@@ -357,6 +387,10 @@ impl Config {
                 max_bytes: args.scan_max_extract_bytes,
                 max_files: args.scan_max_files,
                 max_ratio: args.scan_max_ratio,
+            },
+            unpacker: crate::scan::unpack::Unpacker {
+                program: std::env::current_exe().context("cannot find this executable (it unpacks archives)")?,
+                memory_limit: args.scan_max_memory,
             },
         };
         prepare_data_dir(&args.data_dir)?;
@@ -398,6 +432,54 @@ impl Config {
     pub fn blob_dir(&self) -> PathBuf {
         self.data_dir.join("blobs")
     }
+
+    /// Logs every path in use, resolved, once at start-up.
+    pub fn log_paths(&self) {
+        let shown = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let (tls_cert, tls_key) = match &self.tls {
+            TlsConfig::Files { cert, key } => (Some(cert.display().to_string()), Some(key.display().to_string())),
+            TlsConfig::SelfSigned => (Some(self.data_dir.join("tls/cert.pem").display().to_string()), None),
+            TlsConfig::Off => (None, None),
+        };
+        let database = match &self.database {
+            DatabaseConfig::Sqlite { path } => path.display().to_string(),
+            DatabaseConfig::Postgres { .. } => "postgres".to_owned(),
+        };
+        tracing::info!(
+            data_dir = %self.data_dir.display(),
+            database,
+            trivy = %self.scan.trivy.display(),
+            trivy_cache_dir = %self.scan.cache_dir.display(),
+            scan_work_dir = %self.scan.work_dir.display(),
+            tls_cert,
+            tls_key,
+            signing_files = ?self.signing.files,
+            signing_trusted = shown(&self.signing.trusted),
+            trust_bundle = shown(&self.signing.trust_bundle),
+            policy_file = std::env::var("ARCA_POLICY_FILE").ok().and_then(|p| absolute("", Path::new(&p)).ok()).map(|p| p.display().to_string()),
+            "paths in use"
+        );
+    }
+}
+
+/// `path` made absolute against the current directory (named `setting` in errors).
+pub fn absolute(setting: &str, path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("{setting}: cannot resolve {}", path.display()))
+}
+
+/// A program named without a directory is looked up in `PATH` once, so that the log shows
+/// which one runs; a path is made absolute. Unfound names stay as given (the scanner then
+/// reports itself unavailable).
+fn find_program(program: &Path) -> PathBuf {
+    if program.components().count() > 1 {
+        return std::path::absolute(program).unwrap_or_else(|_| program.to_owned());
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| program.to_owned())
 }
 
 fn s3_config(args: &ServerArgs) -> anyhow::Result<Option<S3Config>> {
@@ -460,7 +542,7 @@ fn database_config(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Databas
             if path.is_empty() {
                 bail!("DATABASE_URL: sqlite:// needs a file path");
             }
-            Ok(DatabaseConfig::Sqlite { path: PathBuf::from(path) })
+            Ok(DatabaseConfig::Sqlite { path: absolute("DATABASE_URL", Path::new(path))? })
         }
         "" => bail!("DATABASE_URL: not a URL (expected postgres://… or sqlite://…)"),
         // Only the scheme is echoed: the rest may hold credentials.

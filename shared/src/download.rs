@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::http::RequestContext;
 use crate::rbac::Permission;
 use crate::routes::FunctionRouter;
-use crate::storage::{Area, BlobStore};
+use crate::storage::BlobStore;
 
 pub fn router() -> FunctionRouter {
     FunctionRouter::new("download").route(
@@ -162,27 +162,28 @@ pub async fn download(
         None => None,
     };
     let (start, end) = range.unwrap_or((0, size));
-    let stream = match state.store.read(Area::Permanent, &id, row.wrapped_key.as_deref(), size, start, end).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            tracing::error!(artifact = %id, error = %e, "download refused: stored blob failed authentication");
-            state
-                .audit
-                .record_durable(context.event(
-                    &principal,
-                    "artifacts.integrity_failure",
-                    &id,
-                    "error",
-                    serde_json::json!({ "error": e.to_string() }),
-                ))
-                .await;
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "integrity_error",
-                "the stored artifact failed its integrity check",
-            ));
-        }
-    };
+    let stream =
+        match state.store.read(artifacts::blob_area(&row), &id, row.wrapped_key.as_deref(), size, start, end).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::error!(artifact = %id, error = %e, "download refused: stored blob failed authentication");
+                state
+                    .audit
+                    .record_durable(context.event(
+                        &principal,
+                        "artifacts.integrity_failure",
+                        &id,
+                        "error",
+                        serde_json::json!({ "error": e.to_string() }),
+                    ))
+                    .await;
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "integrity_error",
+                    "the stored artifact failed its integrity check",
+                ));
+            }
+        };
     let mut response = Body::from_stream(stream).into_response();
     *response.status_mut() = if range.is_some() { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
     let h = response.headers_mut();

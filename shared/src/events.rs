@@ -140,9 +140,11 @@ pub async fn apply(state: &AppState, change: Change<'_>) -> Result<bool, sqlx::E
                 return Ok(false);
             }
         }
+        // Approval follows the blob's move to the permanent area (see `artifacts::blob_area`).
+        let promoted = (change.to == Status::Approved).then_some(now);
         let moved = sqlx::query(
             "UPDATE artifacts SET status = $1, status_reason = $2, policy_reasons = COALESCE($3, policy_reasons), \
-             updated_at = $4 WHERE id = $5 AND status = $6",
+             updated_at = $4, promoted_at = COALESCE(promoted_at, $7) WHERE id = $5 AND status = $6",
         )
         .bind(change.to.as_str())
         .bind(change.reason)
@@ -150,6 +152,7 @@ pub async fn apply(state: &AppState, change: Change<'_>) -> Result<bool, sqlx::E
         .bind(now)
         .bind(change.id)
         .bind(change.from.as_str())
+        .bind(promoted)
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -20,6 +20,7 @@ struct FunctionArgs {
 
 /// The whole `main` of a function binary.
 pub fn main(function: fn() -> FunctionRouter) -> ExitCode {
+    crate::scan::unpack::run_child_if_requested();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

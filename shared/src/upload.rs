@@ -388,6 +388,7 @@ pub async fn create(
         upload_id: None,
         policy_reasons: None,
         released_scan_id: None,
+        promoted_at: None,
         created_at: now,
         updated_at: now,
         deleted_at: None,

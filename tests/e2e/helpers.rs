@@ -149,6 +149,8 @@ impl Output {
 /// How to start an `arca serve`.
 pub struct ArcaBuilder {
     data_dir: PathBuf,
+    /// Started in this working directory with no `--data-dir` (the default `./arca-data`).
+    default_data_dir_in: Option<PathBuf>,
     listen: String,
     env: Vec<(String, String)>,
     args: Vec<String>,
@@ -185,14 +187,26 @@ impl ArcaBuilder {
         self
     }
 
+    /// Starts in `cwd` with no path flag or path variable at all: every path is the default.
+    pub fn in_working_dir(mut self, cwd: &Path) -> Self {
+        self.data_dir = cwd.join("arca-data");
+        self.default_data_dir_in = Some(cwd.to_owned());
+        self.env.retain(|(k, _)| k != "ARCA_TRIVY_CACHE_DIR");
+        self
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(bin("arca"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(&self.listen)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(&self.args)
+        cmd.arg("serve").arg("--listen").arg(&self.listen);
+        match &self.default_data_dir_in {
+            Some(cwd) => {
+                cmd.current_dir(cwd).env_remove("ARCA_DATA_DIR").env_remove("ARCA_TRIVY_CACHE_DIR");
+            }
+            None => {
+                cmd.arg("--data-dir").arg(&self.data_dir);
+            }
+        }
+        cmd.args(&self.args)
             .env_remove("DATABASE_URL")
             .env("ARCA_LOG", "info")
             .env("ARCA_SHUTDOWN_TIMEOUT", "5")
@@ -272,6 +286,7 @@ impl Arca {
     pub async fn builder(dir: &Path, backend: Backend) -> ArcaBuilder {
         let mut builder = ArcaBuilder {
             data_dir: dir.join("data"),
+            default_data_dir_in: None,
             listen: "127.0.0.1:0".to_owned(),
             env: Vec::new(),
             args: Vec::new(),
@@ -323,6 +338,7 @@ impl Arca {
     pub async fn start_again(&mut self) -> Arca {
         ArcaBuilder {
             data_dir: self.data_dir.clone(),
+            default_data_dir_in: None,
             listen: "127.0.0.1:0".to_owned(),
             env: self.builder_env.clone(),
             args: self.builder_args.clone(),
@@ -367,6 +383,7 @@ impl Arca {
         self.terminate();
         let builder = ArcaBuilder {
             data_dir: self.data_dir.clone(),
+            default_data_dir_in: None,
             listen: "127.0.0.1:0".to_owned(),
             env: std::mem::take(&mut self.builder_env),
             args: std::mem::take(&mut self.builder_args),

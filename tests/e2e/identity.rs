@@ -576,6 +576,33 @@ async fn rate_limits_and_allowlists(backend: Backend) {
     let arca = Arca::builder(&dir.path().join("d"), backend).await.env("ARCA_ALLOWLIST", "10.20.0.0/16").start().await;
     let results = statuses(&arca, "/api/health", &["10.20.1.1"]).await;
     assert_eq!(results[0].0, 403, "{results:?}");
+    drop(arca);
+
+    // A hop that does not parse never makes Arca fall back to the proxy's own address
+    // (hardening finding 1): the header is walked from the right, and garbage is the client.
+    let arca = Arca::builder(&dir.path().join("e"), backend)
+        .await
+        .env("ARCA_TRUSTED_PROXIES", "127.0.0.1")
+        .env("ARCA_ALLOWLIST", "127.0.0.0/8")
+        .env("ARCA_ALLOWLIST_ADMIN", "127.0.0.1/32")
+        .start()
+        .await;
+    let forged =
+        ["203.0.113.9", "garbage, 203.0.113.9", "203.0.113.9, garbage", "unknown", "1.2.3.4:99", "x", "127.0.0.9"];
+    let results = statuses(&arca, "/api/health", &forged).await;
+    let codes: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    assert_eq!(codes, vec![403, 403, 403, 403, 403, 403, 200], "{results:?}");
+    // The admin may come only from the proxy host itself; garbage in front of another
+    // loopback address does not turn the caller into the proxy.
+    let token = arca.login("admin", ADMIN_PASSWORD).await;
+    for (xff, expected) in [("garbage, 127.0.0.9", 403), ("127.0.0.9", 403), ("unknown", 403), ("", 200)] {
+        let mut request = arca.client.get(arca.url("/api/auth/me")).bearer_auth(&token);
+        if !xff.is_empty() {
+            request = request.header("x-forwarded-for", xff);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), expected, "X-Forwarded-For: {xff}");
+    }
 }
 both_backends!(rate_limits_and_allowlists);
 

@@ -3,8 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod artifacts;
+mod first_run;
 mod foundation;
 mod helpers;
+mod hostile;
 mod identity;
 mod s3;
 mod scanning;

@@ -85,24 +85,6 @@ fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
     builder.into_inner().unwrap().finish().unwrap()
 }
 
-/// A tar whose entry names are written raw (hostile names reach the server unchanged).
-fn raw_tar(entries: &[(&str, tar::EntryType, &[u8], &str)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, kind, data, link) in entries {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(*kind);
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
-        if !link.is_empty() {
-            header.set_link_name(link).unwrap();
-        }
-        header.set_cksum();
-        builder.append(&header, *data).unwrap();
-    }
-    builder.into_inner().unwrap()
-}
-
 /// Trivy on the fixture DB: 1) Go binaries by their embedded module versions.
 #[tokio::test]
 async fn go_binaries_are_judged_by_their_modules() {
@@ -245,54 +227,6 @@ fn oci_image(binary: &[u8]) -> Vec<u8> {
     add(format!("blobs/sha256/{}", digest(config.as_bytes())), config.as_bytes());
     add(format!("blobs/sha256/{}", digest(&layer)), &layer);
     out.into_inner().unwrap()
-}
-
-/// 4) Hostile archives are refused (or their links never created) with a clear reason and
-/// nothing is written outside the scan dir.
-#[tokio::test]
-async fn hostile_archives_are_contained() {
-    let dir = tempfile::tempdir().unwrap();
-    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
-    let admin = arca.login("admin", ADMIN_PASSWORD).await;
-    let marker = format!("arca-escape-{}", uuid::Uuid::new_v4().simple());
-    let file = tar::EntryType::Regular;
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("traversal", raw_tar(&[(&format!("../../{marker}"), file, b"x", "")]), "outside the scan directory"),
-        ("absolute", raw_tar(&[(&format!("/tmp/{marker}"), file, b"x", "")]), "outside the scan directory"),
-        ("bomb", tar_gz(&[("zeros", &vec![0u8; 200 * 1024 * 1024])]), "compression bomb"),
-        ("many-files", many_files(100_000), "more than 50000 files"),
-    ];
-    for (name, bytes, why) in cases {
-        let (_, done) = submit(&arca, &admin, name, &format!("{name}.tar"), bytes).await;
-        assert_eq!(done["status"], "failed", "{name}: {done}");
-        let reason = done["status_reason"].as_str().unwrap();
-        assert!(reason.contains("archive refused") && reason.contains(why), "{name}: {reason}");
-    }
-    // Links are never created: the archive is scanned without them.
-    let links = raw_tar(&[
-        ("etc", tar::EntryType::Symlink, b"", "/etc"),
-        ("etc/passwd-copy", file, b"root:x:0:0", ""),
-        ("hard", tar::EntryType::Link, b"", "/etc/shadow"),
-    ]);
-    let (_, done) = submit(&arca, &admin, "links", "links.tar", links).await;
-    assert_eq!(done["status"], "approved", "{done}");
-    assert!(!Path::new("/etc/passwd-copy").exists());
-    assert!(!Path::new(&format!("/tmp/{marker}")).exists());
-    assert!(!arca.data_dir.join(&marker).exists() && !dir.path().join(&marker).exists());
-    // Every workspace was removed.
-    assert_eq!(std::fs::read_dir(arca.data_dir.join("scans")).unwrap().count(), 0);
-}
-
-fn many_files(count: usize) -> Vec<u8> {
-    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-    for i in 0..count {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(1);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder.append_data(&mut header, format!("f/{i}"), &b"x"[..]).unwrap();
-    }
-    builder.into_inner().unwrap().finish().unwrap()
 }
 
 /// A stand-in for Trivy that never finishes (a hung scanner cannot be provoked otherwise);

@@ -8,10 +8,11 @@ pub mod policy;
 pub mod report;
 pub mod service;
 pub mod trivydb;
+pub mod unpack;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::sync::{OnceCell, Semaphore};
@@ -32,19 +33,24 @@ pub struct ScanConfig {
     pub limits: extract::Limits,
     /// Attempts before a scan that keeps failing fails the artifact.
     pub attempts: u32,
+    /// Runs detection and extraction in a memory-capped child process.
+    pub unpacker: unpack::Unpacker,
 }
 
 /// Why a scan did not produce findings.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
+    /// The artifact itself is refused (hostile or corrupt archive): scanning again cannot help.
     #[error("archive refused: {0}")]
-    Archive(#[from] extract::ExtractError),
+    Archive(String),
     #[error("scan exceeded its deadline of {0} s")]
     Timeout(u64),
     #[error("trivy failed: {0}")]
     Trivy(String),
     #[error("unreadable trivy report: {0}")]
     Report(String),
+    #[error("unpacking failed: {0}")]
+    Unpack(String),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -63,7 +69,6 @@ pub struct ScanRun {
     pub findings: Findings,
     pub trivy_version: String,
     pub db_updated_at: Option<String>,
-    pub skipped_links: u64,
 }
 
 pub struct Scanner {
@@ -73,10 +78,19 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// Prepares the directories; workspaces a crashed process left behind (decrypted
+    /// plaintext of artifacts) are wiped.
     pub fn new(config: ScanConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.work_dir)?;
         std::fs::create_dir_all(&config.cache_dir)?;
         crate::fsutil::restrict_dir(&config.work_dir)?;
+        for entry in std::fs::read_dir(&config.work_dir)? {
+            let path = entry?.path();
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            if let Err(e) = removed {
+                tracing::warn!(path = %path.display(), error = %e, "cannot wipe a stale scan workspace");
+            }
+        }
         Ok(Self { permits: Semaphore::new(config.concurrency.max(1)), version: OnceCell::new(), config })
     }
 
@@ -104,42 +118,67 @@ impl Scanner {
             .clone()
     }
 
-    /// A private working directory for one scan (removed when dropped).
-    pub fn workspace(&self) -> std::io::Result<tempfile::TempDir> {
-        tempfile::Builder::new().prefix("scan-").tempdir_in(&self.config.work_dir)
+    /// A private working directory for one scan of `artifact_id` (removed when dropped, also
+    /// on failure; [`Scanner::wipe`] removes it when the artifact is deleted).
+    pub fn workspace(&self, artifact_id: &str) -> std::io::Result<tempfile::TempDir> {
+        tempfile::Builder::new().prefix(&format!("scan-{artifact_id}-")).tempdir_in(&self.config.work_dir)
     }
 
-    /// Scans the file `blob` (inside `workspace`), published as `filename`.
-    pub async fn scan(&self, workspace: &Path, blob: &Path, filename: &str) -> Result<ScanRun, ScanError> {
+    /// Removes every workspace of an artifact (after a crypto-shred delete).
+    pub fn wipe(&self, artifact_id: &str) {
+        let prefix = format!("scan-{artifact_id}-");
+        let Ok(entries) = std::fs::read_dir(&self.config.work_dir) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// Scans the file `blob` (inside `workspace`), published as `filename`. The deadline
+    /// covers unpacking and Trivy.
+    pub async fn scan(
+        &self,
+        workspace: &Path,
+        blob: &Path,
+        filename: &str,
+        block_unsupported: bool,
+    ) -> Result<ScanRun, ScanError> {
         let _permit = self.permits.acquire().await.map_err(|_| ScanError::Trivy("scanner stopped".into()))?;
-        let kind = detect::detect(blob, filename)?;
+        let deadline = Instant::now() + self.config.timeout;
+        let timeout = self.config.timeout.as_secs().max(1);
+        let unpacked = match self.config.unpacker.run(workspace, blob, filename, self.config.limits, deadline).await {
+            Ok(unpacked) => unpacked,
+            Err(unpack::UnpackError::Refused(why)) => return Err(ScanError::Archive(why)),
+            Err(unpack::UnpackError::Timeout) => return Err(ScanError::Timeout(timeout)),
+            Err(unpack::UnpackError::Failed(why)) => return Err(ScanError::Unpack(why)),
+        };
+        let kind = unpacked.kind;
         let root = workspace.join("root");
-        let mut skipped_links = 0;
+        let mut archive = report::ArchiveReport::from(&unpacked);
         let (command, target): (&[&str], PathBuf) = match kind {
-            Kind::Image => {
-                // Trivy reads a docker-save tarball as is, an OCI layout only as a directory.
-                extract_blocking(kind, blob, &root, self.config.limits).await?;
-                let oci = root.join("oci-layout").is_file();
-                (&["image", "--input"], if oci { root.clone() } else { blob.to_owned() })
-            }
+            Kind::Image if root.join("oci-layout").is_file() => (&["image", "--input"], root.clone()),
+            Kind::Image => (&["image", "--input"], blob.to_owned()),
             Kind::Sbom => (&["sbom"], blob.to_owned()),
-            Kind::Tar | Kind::TarGz | Kind::Zip => {
-                skipped_links = extract_blocking(kind, blob, &root, self.config.limits).await?.skipped_links;
+            Kind::Unsupported(_) if block_unsupported => {
+                // Policy refuses it; nothing for Trivy to look at.
+                return Ok(ScanRun {
+                    kind,
+                    findings: report::Findings { archive, ..report::Findings::default() },
+                    trivy_version: self.trivy_version().await,
+                    db_updated_at: self.db_updated_at(),
+                });
+            }
+            Kind::Unsupported(_) => {
+                // Allowed by policy: scanned as one opaque file.
+                archive.unsupported_format = None;
+                unpack::place_file(blob, &root, filename)?;
                 (&["rootfs"], root.clone())
             }
-            Kind::Jar | Kind::File => {
-                tokio::fs::create_dir(&root).await?;
-                let name = safe_file_name(filename);
-                let placed = root.join(&name);
-                tokio::fs::rename(blob, &placed).await?;
-                // Trivy looks for Go/Rust module info in executables only.
-                set_executable(&placed)?;
-                (&["rootfs"], root.clone())
-            }
+            Kind::Tar(_) | Kind::Zip | Kind::Jar | Kind::File | Kind::Compressed(_) => (&["rootfs"], root.clone()),
         };
         let report = workspace.join("report.json");
         let scanners = if kind == Kind::Sbom { "vuln,license" } else { "vuln,secret,license" };
-        let timeout = self.config.timeout.as_secs().max(1);
         let mut child = tokio::process::Command::new(&self.config.trivy)
             .args(command)
             .arg(&target)
@@ -149,7 +188,11 @@ impl Scanner {
             .args(["--offline-scan", "--no-progress", "--quiet", "--cache-backend", "memory", "--cache-dir"])
             .arg(&self.config.cache_dir)
             .arg("--timeout")
-            .arg(format!("{timeout}s"))
+            .arg(format!("{}s", deadline.saturating_duration_since(Instant::now()).as_secs().max(1)))
+            // Trivy reads hostile input: it gets none of the server's secrets.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", workspace)
             .env("TMPDIR", workspace)
             .current_dir(workspace)
             .stdin(Stdio::null())
@@ -168,9 +211,9 @@ impl Scanner {
             text
         };
         // Arca's own deadline, a little after Trivy's: then the whole group is killed.
-        let deadline = self.config.timeout + Duration::from_secs(5);
+        let hard_deadline = deadline + Duration::from_secs(5);
         let (status, stderr_text) =
-            match tokio::time::timeout(deadline, async { tokio::join!(child.wait(), collect) }).await {
+            match tokio::time::timeout_at(hard_deadline.into(), async { tokio::join!(child.wait(), collect) }).await {
                 Ok((status, text)) => (status?, text),
                 Err(_) => {
                     if let Some(pid) = child.id() {
@@ -186,55 +229,15 @@ impl Scanner {
             return Err(ScanError::Trivy(format!("{status}: {}", last.chars().take(500).collect::<String>())));
         }
         let json = tokio::fs::read(&report).await?;
-        let findings = Findings::parse(&json).map_err(|e| ScanError::Report(e.to_string()))?;
-        Ok(ScanRun {
-            kind,
-            findings,
-            trivy_version: self.trivy_version().await,
-            db_updated_at: self.db_updated_at(),
-            skipped_links,
-        })
+        let mut findings = Findings::parse(&json).map_err(|e| ScanError::Report(e.to_string()))?;
+        findings.archive = archive;
+        Ok(ScanRun { kind, findings, trivy_version: self.trivy_version().await, db_updated_at: self.db_updated_at() })
     }
-}
-
-/// Safely extracts the archive `blob` into the new directory `root` (off the async threads).
-async fn extract_blocking(
-    kind: Kind,
-    blob: &Path,
-    root: &Path,
-    limits: extract::Limits,
-) -> Result<extract::Extracted, ScanError> {
-    let (blob, root) = (blob.to_owned(), root.to_owned());
-    tokio::task::spawn_blocking(move || -> Result<extract::Extracted, ScanError> {
-        std::fs::create_dir(&root)?;
-        let size = std::fs::metadata(&blob)?.len();
-        let file = std::fs::File::open(&blob)?;
-        Ok(match kind {
-            Kind::TarGz => extract::tar(flate2::read::GzDecoder::new(file), &root, size, limits)?,
-            Kind::Zip => extract::zip(file, &root, limits)?,
-            _ => extract::tar(file, &root, size, limits)?,
-        })
-    })
-    .await
-    .map_err(|e| ScanError::Trivy(e.to_string()))?
-}
-
-/// The publisher's file name reduced to a safe single component.
-fn safe_file_name(filename: &str) -> String {
-    let name: String =
-        filename.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+".contains(c) { c } else { '_' }).collect();
-    match name.trim_start_matches('.') {
-        "" => "artifact".to_owned(),
-        n => n.to_owned(),
-    }
-}
-
-fn set_executable(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Kills a process group (Trivy and anything it started).
-async fn kill_group(pid: u32) {
-    let _ = tokio::process::Command::new("kill").args(["-s", "KILL", "--", &format!("-{pid}")]).status().await;
+pub(crate) async fn kill_group(pid: u32) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
 }

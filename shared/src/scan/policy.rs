@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::extract::LinkProblem;
 use super::report::Findings;
 
 /// Severities in increasing order.
@@ -26,6 +27,12 @@ pub struct Policy {
     pub fail_closed: bool,
     /// Quarantine artifacts without a valid publisher signature.
     pub require_publisher_signature: bool,
+    /// Quarantine archives holding links that are absolute, leave the archive, or have
+    /// entries written through them.
+    pub block_unsafe_links: bool,
+    /// Quarantine archives in a format Arca cannot open (7z, rar, cpio, …) instead of
+    /// scanning them as one opaque file.
+    pub block_unsupported_archives: bool,
 }
 
 impl Default for Policy {
@@ -41,6 +48,8 @@ impl Default for Policy {
             ],
             fail_closed: true,
             require_publisher_signature: false,
+            block_unsafe_links: true,
+            block_unsupported_archives: true,
         }
     }
 }
@@ -63,6 +72,8 @@ impl Policy {
             ("ARCA_POLICY_BLOCK_SECRETS", &mut policy.block_secrets),
             ("ARCA_POLICY_FAIL_CLOSED", &mut policy.fail_closed),
             ("ARCA_POLICY_REQUIRE_PUBLISHER_SIGNATURE", &mut policy.require_publisher_signature),
+            ("ARCA_POLICY_BLOCK_UNSAFE_LINKS", &mut policy.block_unsafe_links),
+            ("ARCA_POLICY_BLOCK_UNSUPPORTED_ARCHIVES", &mut policy.block_unsupported_archives),
         ] {
             if let Ok(v) = std::env::var(name) {
                 *slot = match v.as_str() {
@@ -85,7 +96,8 @@ impl Policy {
 /// Why an artifact is quarantined: the rule and the finding, machine-readable.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Reason {
-    /// `max_severity`, `secret`, `license_deny` or `scan_error`.
+    /// `max_severity`, `secret`, `license_deny`, `unsafe_link`, `unsupported_archive`,
+    /// `publisher_signature` or `scan_error`.
     pub rule: String,
     /// Vulnerability id, secret rule id or license name.
     pub finding: String,
@@ -133,6 +145,47 @@ pub fn evaluate(
             severity: None,
             detail: "no valid publisher signature is attached".into(),
         });
+    }
+    if policy.block_unsupported_archives {
+        if let Some(format) = &findings.archive.unsupported_format {
+            reasons.push(Reason {
+                rule: "unsupported_archive".into(),
+                finding: format.clone(),
+                package: None,
+                severity: None,
+                detail: format!("{format} archives cannot be opened by Arca, so their contents were not scanned"),
+            });
+        }
+    }
+    if policy.block_unsafe_links {
+        for link in &findings.archive.unsafe_links {
+            let why = match link.problem {
+                LinkProblem::Absolute => {
+                    format!("{} {} points to the absolute path {}", link.kind, link.path, link.target)
+                }
+                LinkProblem::OutsideRoot => {
+                    format!("{} {} points outside the archive ({})", link.kind, link.path, link.target)
+                }
+                LinkProblem::WrittenThrough => format!("{} is written through the link {}", link.path, link.target),
+            };
+            reasons.push(Reason {
+                rule: "unsafe_link".into(),
+                finding: link.path.clone(),
+                package: None,
+                severity: None,
+                detail: why,
+            });
+        }
+        let unlisted = findings.archive.unsafe_link_count.saturating_sub(findings.archive.unsafe_links.len() as u64);
+        if unlisted > 0 {
+            reasons.push(Reason {
+                rule: "unsafe_link".into(),
+                finding: "more".into(),
+                package: None,
+                severity: None,
+                detail: format!("{unlisted} further unsafe links"),
+            });
+        }
     }
     let max = rank(&policy.max_severity);
     for v in &findings.vulnerabilities {
@@ -223,6 +276,7 @@ mod tests {
             vulnerabilities: vec![vuln("CVE-1", "HIGH"), vuln("CVE-2", "MEDIUM")],
             secrets: vec![],
             licenses: vec![],
+            ..Findings::default()
         };
         let reasons = evaluate(&policy, "a", &findings, &[], Context::default());
         assert_eq!(reasons.len(), 1);
@@ -252,11 +306,39 @@ mod tests {
                 severity: "HIGH".into(),
                 category: "restricted".into(),
             }],
+            ..Findings::default()
         };
         let rules: Vec<String> =
             evaluate(&Policy::default(), "a", &findings, &[], Context::default()).into_iter().map(|r| r.rule).collect();
         assert_eq!(rules, ["secret", "license_deny"]);
         let lax = Policy { block_secrets: false, license_deny: vec![], ..Policy::default() };
+        assert!(evaluate(&lax, "a", &findings, &[], Context::default()).is_empty());
+    }
+
+    #[test]
+    fn unsafe_links_and_unsupported_formats() {
+        use crate::scan::extract::LinkFinding;
+        use crate::scan::report::ArchiveReport;
+        let findings = Findings {
+            archive: ArchiveReport {
+                kind: "tar".into(),
+                unsafe_links: vec![LinkFinding {
+                    path: "etc".into(),
+                    target: "/etc".into(),
+                    problem: LinkProblem::Absolute,
+                    kind: "symlink".into(),
+                }],
+                unsafe_link_count: 3,
+                unsupported_format: Some("7z".into()),
+            },
+            ..Findings::default()
+        };
+        let reasons = evaluate(&Policy::default(), "a", &findings, &[], Context::default());
+        let rules: Vec<&str> = reasons.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(rules, ["unsupported_archive", "unsafe_link", "unsafe_link"]);
+        assert!(reasons[1].detail.contains("absolute path /etc"), "{}", reasons[1].detail);
+        assert!(reasons[2].detail.contains("2 further"), "{}", reasons[2].detail);
+        let lax = Policy { block_unsafe_links: false, block_unsupported_archives: false, ..Policy::default() };
         assert!(evaluate(&lax, "a", &findings, &[], Context::default()).is_empty());
     }
 }

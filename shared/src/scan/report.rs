@@ -125,6 +125,39 @@ pub struct Findings {
     pub vulnerabilities: Vec<Vulnerability>,
     pub secrets: Vec<Secret>,
     pub licenses: Vec<License>,
+    /// What unpacking the artifact found (unsafe links, a format Arca cannot open).
+    #[serde(default)]
+    pub archive: ArchiveReport,
+}
+
+/// Findings of Arca's own about the artifact's container format.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ArchiveReport {
+    /// How the artifact was read (`tar.gz`, `zip`, `file`, `unsupported:7z`, …).
+    #[serde(default)]
+    pub kind: String,
+    /// Links a consumer who unpacks the archive would be exposed to (at most 100 listed).
+    #[serde(default)]
+    pub unsafe_links: Vec<crate::scan::extract::LinkFinding>,
+    #[serde(default)]
+    pub unsafe_link_count: u64,
+    /// An archive format Arca recognised but cannot open, so its contents were not scanned.
+    #[serde(default)]
+    pub unsupported_format: Option<String>,
+}
+
+impl From<&crate::scan::unpack::Unpacked> for ArchiveReport {
+    fn from(unpacked: &crate::scan::unpack::Unpacked) -> Self {
+        Self {
+            kind: unpacked.kind.name(),
+            unsafe_links: unpacked.extracted.unsafe_links.clone(),
+            unsafe_link_count: unpacked.extracted.unsafe_link_count,
+            unsupported_format: match unpacked.kind {
+                crate::scan::detect::Kind::Unsupported(format) => Some(format.as_str().to_owned()),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Counts by severity, for the artifact summary.

@@ -23,7 +23,6 @@ use crate::events::{self, Change, OutboxRow, ScanRecord};
 use crate::http::RequestContext;
 use crate::rbac::Permission;
 use crate::routes::FunctionRouter;
-use crate::storage::Area;
 use crate::with_pool;
 
 pub fn router() -> FunctionRouter {
@@ -172,7 +171,7 @@ pub async fn on_event(state: &AppState, event: &OutboxRow) -> anyhow::Result<()>
     let started_at = now_ms();
     state.metrics.scan_queue.inc();
     let clock = Instant::now();
-    let result = scan_blob(state, &row, status).await;
+    let result = scan_blob(state, &row).await;
     state.metrics.scan_queue.dec();
     state.metrics.scan_duration.observe(clock.elapsed().as_secs_f64());
     match result {
@@ -190,13 +189,14 @@ pub async fn on_event(state: &AppState, event: &OutboxRow) -> anyhow::Result<()>
     }
 }
 
-/// Copies the blob into a private workspace and runs the scanner on it.
-async fn scan_blob(state: &AppState, row: &ArtifactRow, status: Status) -> anyhow::Result<super::ScanRun> {
-    let workspace = state.scanner.workspace()?;
+/// Copies the blob into a private workspace and runs the scanner on it. The workspace holds
+/// decrypted plaintext: it is removed when this returns, whatever the outcome.
+async fn scan_blob(state: &AppState, row: &ArtifactRow) -> anyhow::Result<super::ScanRun> {
+    let workspace = state.scanner.workspace(&row.id)?;
     let blob = workspace.path().join("blob");
     let size = u64::try_from(row.size)?;
-    let area = if status == Status::Approved { Area::Permanent } else { Area::Quarantine };
-    let mut stream = state.store.read(area, &row.id, row.wrapped_key.as_deref(), size, 0, size).await?;
+    let mut stream =
+        state.store.read(artifacts::blob_area(row), &row.id, row.wrapped_key.as_deref(), size, 0, size).await?;
     let mut file = tokio::fs::File::create(&blob).await?;
     let mut written = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -208,7 +208,8 @@ async fn scan_blob(state: &AppState, row: &ArtifactRow, status: Status) -> anyho
     file.flush().await?;
     drop(file);
     anyhow::ensure!(written == size, "the stored blob is shorter than the artifact");
-    Ok(state.scanner.scan(workspace.path(), &blob, &row.filename).await?)
+    let block_unsupported = state.policy.block_unsupported_archives;
+    Ok(state.scanner.scan(workspace.path(), &blob, &row.filename, block_unsupported).await?)
 }
 
 async fn record_success(
@@ -232,7 +233,7 @@ async fn record_success(
         id: uuid::Uuid::new_v4().to_string(),
         event_id: event.id.clone(),
         status: "succeeded",
-        kind: Some(run.kind.as_str().to_owned()),
+        kind: Some(run.kind.name()),
         trivy_version: Some(run.trivy_version.clone()),
         db_updated_at: run.db_updated_at.clone(),
         findings: serde_json::to_string(&run.findings)?,
@@ -246,7 +247,7 @@ async fn record_success(
     let reason = policy::summarise(&reasons);
     let mut emitted = vec![(
         events::SCANNED,
-        serde_json::json!({ "summary": summary, "db_updated_at": run.db_updated_at, "kind": run.kind.as_str() }),
+        serde_json::json!({ "summary": summary, "db_updated_at": run.db_updated_at, "kind": run.kind.name() }),
     )];
     if to != status {
         emitted.push((

@@ -2,6 +2,7 @@
 //
 //	kubectl kustomize knative/overlays/kind | kval [flags] [FILE...]   (no FILE or "-": stdin)
 //	kval routes -check|-write ROUTES.yaml GATEWAY.conf
+//	kval dockerfiles FILE...
 //
 // Every object is strict-decoded into its Go type (k8s.io/api, Knative Serving and Eventing,
 // cert-manager, prometheus-operator): unknown fields, duplicate fields and wrong types are
@@ -23,6 +24,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "routes" {
 		os.Exit(routesMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "dockerfiles" {
+		os.Exit(dockerfilesMain(os.Args[2:]))
+	}
 	os.Exit(validateMain(os.Args[1:]))
 }
 
@@ -33,7 +37,7 @@ func validateMain(args []string) int {
 	untypedFile := fs.String("allow-untyped", "", "file listing kinds (group/Kind) allowed without Go types; they are reported as not type-checked")
 	counts := fs.Bool("counts", false, "print the number of objects per kind")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: kval [-routes routes.yaml] [-external FILE] [-allow-untyped FILE] [-counts] [FILE...]\n       kval routes -check|-write ROUTES.yaml GATEWAY.conf")
+		fmt.Fprintln(fs.Output(), "usage: kval [-routes routes.yaml] [-external FILE] [-allow-untyped FILE] [-counts] [FILE...]\n       kval routes -check|-write ROUTES.yaml GATEWAY.conf\n       kval dockerfiles FILE...")
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(args)
@@ -164,7 +168,16 @@ func printCounts(w io.Writer, objs []*Object) {
 type Problems []string
 
 func (p *Problems) add(o *Object, format string, args ...any) {
-	*p = append(*p, o.ID()+": "+fmt.Sprintf(format, args...))
+	*p = append(*p, oneLine(o.ID()+": "+fmt.Sprintf(format, args...)))
+}
+
+// oneLine folds a multi-line message (YAML and Knative errors have several) into one line.
+func oneLine(s string) string {
+	parts := strings.Split(s, "\n")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return strings.Join(parts, " ")
 }
 
 func (p *Problems) sortUnique() {

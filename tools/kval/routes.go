@@ -160,7 +160,7 @@ func gatewayConf(r *Routes) []byte {
 		re, _ := rt.regex()
 		m.WriteString(fmt.Sprintf("        %-64s %s;\n", "\"~"+re+"\"", rt.Service))
 	}
-	return []byte(strings.Replace(gatewayTemplate, "@ROUTES@\n", m.String(), 1))
+	return []byte(strings.Replace(gatewayTemplate, "@ROUTES@", m.String(), 1))
 }
 
 const gatewayTemplate = `# GENERATED from knative/base/ingress/routes.yaml by tools/kval (kval routes -write):
@@ -229,6 +229,13 @@ http {
         proxy_read_timeout 600s;
         proxy_send_timeout 600s;
 
+        # cluster-local and unknown paths: a problem+json 404, never the SPA's index.html
+        location = /.gateway/not-found {
+            internal;
+            default_type application/problem+json;
+            return 404 '{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}';
+        }
+
         location = /.gateway/health {
             access_log off;
             default_type text/plain;
@@ -241,8 +248,7 @@ http {
                 return 308 https://$host$request_uri;
             }
             if ($arca_service = none) {
-                default_type application/problem+json;
-                return 404 '{"type":"about:blank","title":"Not Found","status":404,"code":"not_found"}';
+                rewrite ^ /.gateway/not-found last;
             }
             proxy_pass http://$arca_upstream$request_uri;
             proxy_set_header Host $arca_host;

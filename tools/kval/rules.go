@@ -13,9 +13,9 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	duckv1 "knative.dev/pkg/apis/duck/v1"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
 	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
 )
 
@@ -432,6 +432,8 @@ func ruleEventing(c *RuleContext) Problems {
 			}
 			if t.Spec.Subscriber.Audience == nil || *t.Spec.Subscriber.Audience == "" {
 				p.add(o, "subscriber.audience is empty: the receivers verify the OIDC sender token's audience")
+			} else {
+				checkAudience(c, &p, o, t.Spec.Subscriber.Ref, t.Namespace, *t.Spec.Subscriber.Audience, "subscriber")
 			}
 			if t.Spec.Delivery != nil && t.Spec.Delivery.DeadLetterSink != nil {
 				if what, ok := refExists(c, t.Spec.Delivery.DeadLetterSink.Ref, t.Namespace); !ok {
@@ -445,6 +447,8 @@ func ruleEventing(c *RuleContext) Problems {
 				p.add(o, "spec.delivery has no deadLetterSink")
 			} else if what, ok := refExists(c, t.Spec.Delivery.DeadLetterSink.Ref, t.Namespace); !ok {
 				p.add(o, "deadLetterSink %s does not exist", what)
+			} else if aud := t.Spec.Delivery.DeadLetterSink.Audience; aud != nil && *aud != "" {
+				checkAudience(c, &p, o, t.Spec.Delivery.DeadLetterSink.Ref, t.Namespace, *aud, "deadLetterSink")
 			}
 		case *sourcesv1.SinkBinding:
 			s := t.Spec.Subject
@@ -581,4 +585,33 @@ func ruleRoutes(c *RuleContext) Problems {
 		}
 	}
 	return p
+}
+
+// checkAudience: the Knative Service an event goes to must expect exactly that audience
+// (its ARCA_EVENT_AUDIENCE), or it refuses every event with 401.
+func checkAudience(c *RuleContext, p *Problems, o *Object, ref *duckv1.KReference, ns, audience, what string) {
+	if ref == nil || ref.Kind != "Service" || !strings.HasPrefix(ref.APIVersion, "serving.knative.dev/") {
+		return
+	}
+	for _, x := range c.Objects {
+		ks, ok := x.Typed.(*servingv1.Service)
+		if !ok || ks.Name != ref.Name || ks.Namespace != firstNonEmpty(ref.Namespace, ns) {
+			continue
+		}
+		found := false
+		for _, ct := range ks.Spec.Template.Spec.Containers {
+			for _, e := range ct.Env {
+				if e.Name != "ARCA_EVENT_AUDIENCE" {
+					continue
+				}
+				found = true
+				if e.Value != audience {
+					p.add(o, "%s.audience %q differs from %s's ARCA_EVENT_AUDIENCE %q: every event would be refused", what, audience, ks.Name, e.Value)
+				}
+			}
+		}
+		if !found {
+			p.add(o, "%s %s has no ARCA_EVENT_AUDIENCE: it cannot verify the sender token", what, ks.Name)
+		}
+	}
 }

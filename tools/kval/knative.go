@@ -30,10 +30,18 @@ func knativeValidate(objs []*Object) Problems {
 		c := o.Typed.DeepCopyObject().(knativeObject)
 		ctx := apis.WithinCreate(context.Background())
 		c.SetDefaults(ctx)
-		if fe := c.Validate(ctx); fe != nil {
-			for _, e := range strings.Split(strings.TrimSpace(fe.Error()), "\n") {
-				if e = strings.TrimSpace(e); e != "" {
-					problems.add(o, "Knative validation: %s", e)
+		fe := c.Validate(ctx)
+		// Errors would be refused by Knative's webhook; warnings (e.g. insecure defaults)
+		// would be accepted with a warning. Arca treats both as problems.
+		for _, lv := range []struct {
+			level apis.DiagnosticLevel
+			label string
+		}{{apis.ErrorLevel, "Knative validation"}, {apis.WarningLevel, "Knative warning"}} {
+			if f := fe.Filter(lv.level); f != nil {
+				for _, e := range strings.Split(strings.TrimSpace(f.Error()), "\n") {
+					if e = strings.TrimSpace(e); e != "" {
+						problems.add(o, "%s: %s", lv.label, e)
+					}
 				}
 			}
 		}

@@ -7,7 +7,8 @@
 // Every object is strict-decoded into its Go type (k8s.io/api, Knative Serving and Eventing,
 // cert-manager, prometheus-operator): unknown fields, duplicate fields and wrong types are
 // errors. Knative objects then go through their own SetDefaults and Validate (as the admission
-// webhooks would on create). Finally Arca's rules run (rules.go). Every problem is printed as
+// webhooks would on create). Finally Arca's rules run (rules.go; PromQL of alert rules and
+// dashboards is parsed by Prometheus' own parser, promql.go). Every problem is printed as
 // one line "Kind/namespace/name: problem"; the exit status is 1 when there is any.
 package main
 

@@ -58,6 +58,7 @@ func runRules(c *RuleContext) Problems {
 	p = append(p, ruleSecrets(c)...)
 	p = append(p, ruleEventing(c)...)
 	p = append(p, ruleReferences(c)...)
+	p = append(p, rulePromQL(c)...)
 	if c.Routes != nil {
 		p = append(p, ruleRoutes(c)...)
 	}

@@ -478,15 +478,18 @@ func firstNonEmpty(a, b string) string {
 // secretsFromCertificates: cert-manager writes each Certificate's Secret.
 func ruleReferences(c *RuleContext) Problems {
 	var p Problems
+	listed := append([]string{}, c.External...)
 	for _, o := range c.Objects {
 		if cert, ok := o.Typed.(*certmanagerv1.Certificate); ok {
 			c.External = append(c.External, "Secret "+cert.Namespace+"/"+cert.Spec.SecretName)
 		}
 	}
+	used := map[string]bool{}
 	need := func(o *Object, kind, name, what string) {
 		if name == "" {
 			return
 		}
+		used[kind+" "+o.Namespace+"/"+name] = true
 		if !c.exists(kind, o.Namespace, name) {
 			p.add(o, "%s refers to %s %s/%s, which is neither in the render nor created by kind-setup.sh", what, kind, o.Namespace, name)
 		}
@@ -555,6 +558,12 @@ func ruleReferences(c *RuleContext) Problems {
 					need(o, "ConfigMap", ef.ConfigMapRef.Name, fmt.Sprintf("container %q envFrom", ct.Name))
 				}
 			}
+		}
+	}
+	// every Secret/ConfigMap kind-setup.sh creates is used by something in the render
+	for _, e := range listed {
+		if (strings.HasPrefix(e, "Secret ") || strings.HasPrefix(e, "ConfigMap ")) && !used[e] {
+			p = append(p, fmt.Sprintf("external %s: created by kind-setup.sh but used by nothing in the render", e))
 		}
 	}
 	return p

@@ -4,8 +4,13 @@ export function buildTheme(mode: PaletteMode) {
   return createTheme({
     palette: {
       mode,
+      // Text on filled chips and buttons picks black or white at WCAG AA (4.5:1).
+      contrastThreshold: 4.5,
       primary: { main: mode === 'light' ? '#1e4fa3' : '#8ab4f8' },
       secondary: { main: mode === 'light' ? '#6a1b9a' : '#ce93d8' },
+      ...(mode === 'light'
+        ? { warning: { main: '#a14a00' }, info: { main: '#01579b' }, success: { main: '#1b5e20' }, error: { main: '#c62828' } }
+        : { warning: { main: '#ffb74d' }, info: { main: '#81d4fa' }, success: { main: '#81c784' }, error: { main: '#ef9a9a' } }),
       background: mode === 'light' ? { default: '#f6f7f9', paper: '#ffffff' } : { default: '#121417', paper: '#1b1e22' },
     },
     typography: {

@@ -20,7 +20,13 @@ const KEYS: { key: keyof Counts; short: string; label: string }[] = [
 
 /** Compact counts: C 1 · H 3 · … with a full sentence for screen readers. */
 export function SeverityCounts({ counts }: { counts: Counts | null | undefined }) {
-  if (!counts) return <span aria-label="not scanned">—</span>;
+  if (!counts)
+    return (
+      <span title="not scanned">
+        <span aria-hidden>—</span>
+        <span className="visually-hidden">not scanned</span>
+      </span>
+    );
   const shown = KEYS.filter(({ key }) => counts[key] > 0);
   const sentence = KEYS.map(({ key, label }) => `${counts[key]} ${label}`).join(', ');
   if (shown.length === 0)
@@ -30,7 +36,7 @@ export function SeverityCounts({ counts }: { counts: Counts | null | undefined }
       </Tooltip>
     );
   return (
-    <Box component="span" aria-label={sentence} title={sentence} sx={{ display: 'inline-flex', gap: 0.5, flexWrap: 'wrap' }}>
+    <Box component="span" role="img" aria-label={sentence} title={sentence} sx={{ display: 'inline-flex', gap: 0.5, flexWrap: 'wrap' }}>
       {shown.map(({ key, short }) => (
         <Box
           key={key}

@@ -32,7 +32,7 @@ function Navigation({ onNavigate }: { onNavigate?: () => void }) {
   const location = useLocation();
   return (
     <nav aria-label="Main">
-      <List>
+      <List component="div">
         {NAV.filter((item) => can(item.permission)).map((item) => {
           const active = item.to === '/' ? location.pathname === '/' : location.pathname.startsWith(item.to);
           return (

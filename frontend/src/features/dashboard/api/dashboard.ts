@@ -26,7 +26,8 @@ export function useStats(canAudit: boolean) {
       const stats = await optional(apiClient.get<Stats>('/api/stats', undefined, signal));
       if (stats) return { stats, complete: true };
       const counts = await Promise.all(
-        STATUSES.map((status) =>
+        // A server without /api/stats predates the `signing` status (it refuses unknown ones).
+        STATUSES.filter((s) => s !== 'signing').map((status) =>
           apiClient.get<ArtifactPage>('/api/artifacts', { status, per_page: 1 }, signal).then((p) => [status, p.total] as const),
         ),
       );

@@ -15,7 +15,7 @@ import { DateTime } from '@/components/DateTime';
 import { Loading, PageHeader } from '@/components/Pages';
 import { ProblemAlert } from '@/components/ProblemAlert';
 import { SEVERITY_COLORS } from '@/components/SeverityCounts';
-import { StatusChip, statusLabel } from '@/components/StatusChip';
+import { StatusChip } from '@/components/StatusChip';
 import { useScanner, useStats } from '../api/dashboard';
 
 function Card({ title, children }: { title: string; children: React.ReactNode }) {
@@ -80,7 +80,6 @@ export function DashboardPage() {
                   component={RouterLink}
                   to={`/artifacts?status=${s}`}
                   underline="none"
-                  aria-label={`${data.stats.by_status[s] ?? 0} ${statusLabel(s)}`}
                   sx={{ display: 'inline-flex', alignItems: 'center', gap: 0.5, borderRadius: 1 }}
                 >
                   <StatusChip status={s} />

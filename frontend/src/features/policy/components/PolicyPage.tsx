@@ -192,7 +192,7 @@ export function PolicyPage() {
                     </TableCell>
                     <TableCell>
                       {active && (
-                        <Button size="small" color="error" onClick={() => setTarget(x)} aria-label={`Revoke the exception for ${x.vulnerability_id ?? x.package}`}>
+                        <Button size="small" color="error" onClick={() => setTarget(x)} aria-label={`Revoke exception for ${x.vulnerability_id ?? x.package}`}>
                           Revoke
                         </Button>
                       )}

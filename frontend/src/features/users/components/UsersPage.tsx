@@ -115,10 +115,10 @@ export function UsersPage() {
                   </TableCell>
                   <TableCell>
                     <Box sx={{ display: 'flex', gap: 0.5, flexWrap: 'wrap' }}>
-                      <Button size="small" onClick={() => open({ kind: 'roles', user: u })} aria-label={`Change the roles of ${u.username}`}>
+                      <Button size="small" onClick={() => open({ kind: 'roles', user: u })} aria-label={`Roles of ${u.username}`}>
                         Roles
                       </Button>
-                      <Button size="small" onClick={() => open({ kind: 'password', user: u })} aria-label={`Reset the password of ${u.username}`}>
+                      <Button size="small" onClick={() => open({ kind: 'password', user: u })} aria-label={`Reset password of ${u.username}`}>
                         Reset password
                       </Button>
                       {u.disabled ? (

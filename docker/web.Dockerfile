@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # The SPA: built with Vite, served by nginx (unprivileged image: uid 101, listens on 8080)
-# with frontend/nginx.conf.
+# with frontend/nginx.conf in its cluster shape: none of its optional arca/*.map includes,
+# so /api answers 404 here (the gateway routes /api to the functions) and connect-src is
+# 'self' (presigned transfers go through the gateway, same origin).
 #   docker build -f docker/web.Dockerfile -t kind.local/arca-web:TAG .
 FROM node:20.20.2-bookworm-slim AS build
 WORKDIR /src/frontend

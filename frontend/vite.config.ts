@@ -14,6 +14,7 @@ export default defineConfig({
     sourcemap: false,
     // No inline <script> or modulepreload polyfill: the CSP is script-src 'self'.
     modulePreload: { polyfill: false },
+    manifest: true,
     assetsInlineLimit: 0,
     chunkSizeWarningLimit: 800,
   },

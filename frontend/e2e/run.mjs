@@ -107,12 +107,29 @@ async function startArca() {
     await sleep(200);
   }
   let base = api;
+  if (process.env.E2E_NGINX === '1') {
+    // The cluster's shape: nginx (unprivileged) serving dist/, /api proxied to Arca.
+    const nginxPort = await freePort();
+    const nginx = spawn('bash', [join(FRONTEND, 'scripts/nginx-check.sh'), '--serve', DIST, String(nginxPort), api], { stdio: ['ignore', 'inherit', 'inherit'] });
+    children.push(nginx);
+    base = `http://127.0.0.1:${nginxPort}`;
+    for (let i = 0; ; i++) {
+      try {
+        if ((await fetch(`${base}/api/health`)).ok) break;
+      } catch {
+        // not yet
+      }
+      if (nginx.exitCode !== null || i > 100) throw new Error('nginx did not start');
+      await sleep(200);
+    }
+    return { api, base, servesWeb: false, via: 'nginx' };
+  }
   if (!servesWeb) {
     const s = await startStaticServer({ dist: DIST, port: 0, api });
     servers.push(s);
     base = `http://127.0.0.1:${s.address().port}`;
   }
-  return { api, base, servesWeb };
+  return { api, base, servesWeb, via: servesWeb ? 'arca --web-dir' : 'static server + /api proxy' };
 }
 
 // ---------------------------------------------------------------- API helpers ------
@@ -301,10 +318,10 @@ function sha256(path) {
 
 // ---------------------------------------------------------------- main -------------
 async function main() {
-  const { api, base, servesWeb } = await startArca();
+  const { api, base, servesWeb, via } = await startArca();
   const setupApi = process.env.ARCA_E2E_API ?? api;
   const target = process.env.E2E_BASE_URL ?? base;
-  console.log(`arca ${api}; app ${target} (${servesWeb ? 'served by arca --web-dir' : 'static server + /api proxy'})`);
+  console.log(`arca ${api}; app ${target} (${via})`);
   const doc = await call(setupApi, 'GET', '/api/openapi.json');
   pending = {
     downloadLink: !doc.paths['/api/artifacts/{id}/download-link'],
@@ -521,7 +538,7 @@ async function main() {
 
   await browser.close();
   writeFileSync(join(OUT, 'axe.json'), JSON.stringify(axeReport, null, 2));
-  writeFileSync(join(OUT, 'summary.json'), JSON.stringify({ target, servesWeb, pending, results }, null, 2));
+  writeFileSync(join(OUT, 'summary.json'), JSON.stringify({ target, via, servesWeb, pending, results }, null, 2));
   const passed = results.filter((r) => r.status === 'passed').length;
   const failed = results.filter((r) => r.status === 'failed').length;
   const skipped = results.filter((r) => r.status === 'skipped').length;

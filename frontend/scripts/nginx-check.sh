@@ -30,7 +30,12 @@ if [ "${1:-}" = "--serve" ]; then
   sed -i "s#root /usr/share/nginx/html;#root $prefix/html;#; s#listen 8080;#listen 127.0.0.1:$port;#" "$prefix/nginx.conf"
   [ "$(id -u)" = 0 ] && chown -R nobody "$prefix"
   "${run_as[@]}" "$nginx_bin" -t -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log"
-  exec "${run_as[@]}" "$nginx_bin" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" -g 'daemon off;'
+  "${run_as[@]}" "$nginx_bin" -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log" -g 'daemon off;' &
+  nginx_pid=$!
+  trap 'kill "$nginx_pid" 2>/dev/null; wait "$nginx_pid"; rm -rf "$prefix"' EXIT
+  trap 'exit 0' TERM INT
+  wait "$nginx_pid"
+  exit
 fi
 # Both shapes: the cluster's (no includes) and the local one (with the /api proxy).
 "${run_as[@]}" "$nginx_bin" -t -p "$prefix" -c "$prefix/nginx.conf" -e "$prefix/error.log"

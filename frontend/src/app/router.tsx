@@ -40,6 +40,7 @@ export const routes: RouteObject[] = [
     path: '/',
     element: <Root />,
     errorElement: <RouteError />,
+    hydrateFallbackElement: <Loading />,
     children: [
       guarded('', 'artifacts_read', 'the dashboard', [
         { index: true, lazy: () => import('./routes/dashboard').then((m) => ({ Component: m.Component })) },

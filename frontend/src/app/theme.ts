@@ -27,6 +27,8 @@ export function buildTheme(mode: PaletteMode) {
         },
       },
       MuiTableCell: { styleOverrides: { root: { paddingTop: 6, paddingBottom: 6 } } },
+      // Wide tables scroll sideways at 800 px: the scroll area must be keyboard-reachable.
+      MuiTableContainer: { defaultProps: { tabIndex: 0 } },
     },
   });
 }

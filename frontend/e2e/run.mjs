@@ -261,6 +261,16 @@ async function capture(tab, name) {
   await tab.page.emulateMedia({ colorScheme: 'light' });
 }
 
+/** The narrowest supported window: 800 px wide, nothing may need horizontal page scrolling. */
+async function captureNarrow(tab, name) {
+  await tab.page.setViewportSize({ width: 800, height: 720 });
+  await settle(tab.page);
+  await tab.page.screenshot({ path: join(OUT, 'screenshots', `${name}-800px.png`) });
+  const overflow = await tab.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  if (overflow > 0) tab.problems.push(`${name} at 800 px scrolls sideways by ${overflow} px`);
+  await tab.page.setViewportSize({ width: 1280, height: 800 });
+}
+
 async function signIn(tab, username, password) {
   const { page } = tab;
   await page.goto('/');
@@ -405,6 +415,7 @@ async function main() {
     const csv = readFileSync(await (await dl).path(), 'utf8');
     expect(csv.includes('CVE-2021-25900'), 'CSV export lacks the finding');
     await capture(tab, 'artifact-detail-quarantined');
+    await captureNarrow(tab, 'artifact-detail-quarantined');
     await tab.page.goto(`/artifacts/${ids.leaky}`);
     await tab.page.getByRole('tab', { name: /Secrets/ }).click();
     await tab.page.getByText('app/config/credentials').first().waitFor();
@@ -419,6 +430,7 @@ async function main() {
     await tab.page.goto('/artifacts');
     await tab.page.getByRole('link', { name: 'clean' }).waitFor();
     await capture(tab, 'artifacts');
+    await captureNarrow(tab, 'artifacts');
   });
 
   await scenario(

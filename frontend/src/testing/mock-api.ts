@@ -21,6 +21,8 @@ export interface MockState {
   refreshDelayMs: number;
   artifacts: Artifact[];
   seq: number;
+  /** Set if anything fetched a download (the page must navigate instead). */
+  downloadFetched: boolean;
 }
 
 export function newState(role: Role = 'admin'): MockState {
@@ -37,6 +39,7 @@ export function newState(role: Role = 'admin'): MockState {
     refreshDelayMs: 20,
     artifacts: [],
     seq: 0,
+    downloadFetched: false,
   };
 }
 
@@ -132,8 +135,35 @@ export const handlers = [
       findings: { vulnerabilities: [], secrets: [], licenses: [], archive: { kind: 'tar', unsafe_links: [], unsafe_link_count: 0, unsupported_format: null } },
     }),
   ),
-  http.get('*/api/stats', () => problem(404, 'not_found', 'no such route')),
-  http.get('*/api/scanner', () => problem(404, 'not_found', 'no such route')),
+  // Pending endpoints (src/api/pending.ts), mocked with the agreed shapes.
+  http.get('*/api/stats', ({ request }) => {
+    if (!authed(request)) return problem(401, 'invalid_token', 'expired');
+    const s = state.current;
+    const audit = s.role === 'admin' || s.role === 'auditor';
+    const by_status: Record<string, number> = {};
+    for (const a of s.artifacts) by_status[a.status] = (by_status[a.status] ?? 0) + 1;
+    return HttpResponse.json({
+      by_status,
+      findings: { critical: 1, high: 3, medium: 5, low: 2, unknown: 0, secrets: 1, licenses: 4 },
+      recent_uploads: s.artifacts.slice(0, 5),
+      recent_denials: audit ? [{ ts: Date.UTC(2025, 0, 1), actor: 'connie', action: 'artifacts.download', target: 'artifact:a-q', client_ip: '10.0.0.9' }] : null,
+      dead_letters: audit ? 2 : null,
+    });
+  }),
+  http.get('*/api/scanner', () =>
+    HttpResponse.json({ trivy_version: '0.74.0', db_updated_at: '2026-01-01T00:00:00Z', db_age_hours: 30, db_stale: true, last_update_error: null }),
+  ),
+  http.post('*/api/artifacts/:id/download-link', ({ request, params }) => {
+    if (!authed(request)) return problem(401, 'invalid_token', 'expired');
+    const a = state.current.artifacts.find((x) => x.id === params.id);
+    if (!a) return problem(404, 'not_found', 'no such artifact');
+    if (a.status !== 'approved') return problem(409, 'not_approved', `the artifact is ${a.status}`);
+    return HttpResponse.json({ url: `/api/download-links/tok-${a.id}`, expires_at: Date.now() + 60_000 });
+  }),
+  http.get('*/api/download-links/:token', () => {
+    state.current.downloadFetched = true;
+    return new HttpResponse('bytes', { headers: { 'Content-Disposition': 'attachment' } });
+  }),
   http.get('*/api/users', () => HttpResponse.json([])),
   http.get('*/api/tokens', () => HttpResponse.json([])),
   http.get('*/api/audit-logs', () => HttpResponse.json({ entries: [], next_cursor: null })),

@@ -1,0 +1,43 @@
+/** Pages against the endpoints the backend is adding (mocked in MSW with the agreed shapes). */
+import { describe, expect, it, vi } from 'vitest';
+import { screen, within } from '@testing-library/react';
+import userEvent from '@testing-library/user-event';
+import { renderApp } from '@/testing/render';
+import { makeArtifact, state } from '@/testing/mock-api';
+
+describe('pending endpoints', () => {
+  it('dashboard: counts by status, findings chart, denials and dead letters for admins, DB freshness', async () => {
+    state.current.artifacts = [makeArtifact({ status: 'approved' }), makeArtifact({ status: 'quarantined' }), makeArtifact({ status: 'approved' })];
+    await renderApp('/', 'admin');
+    const chart = await screen.findByRole('list', { name: 'Findings by severity' });
+    expect(within(chart).getByText('High').parentElement).toHaveTextContent('3');
+    expect(screen.getByRole('heading', { name: 'Recent denials' })).toBeInTheDocument();
+    expect(screen.getByText(/connie: artifacts.download/)).toBeInTheDocument();
+    expect(screen.getByRole('heading', { name: 'Dead-lettered events' })).toBeInTheDocument();
+    expect(screen.getByText(/vulnerability DB is stale/)).toBeInTheDocument();
+  });
+
+  it('dashboard for a consumer: no denials, no dead letters', async () => {
+    state.current.artifacts = [makeArtifact({ status: 'approved' })];
+    await renderApp('/', 'consumer');
+    await screen.findByRole('list', { name: 'Findings by severity' });
+    expect(screen.queryByRole('heading', { name: 'Recent denials' })).toBeNull();
+    expect(screen.queryByRole('heading', { name: 'Dead-lettered events' })).toBeNull();
+  });
+
+  it('download navigates to the single-use link; the page never fetches the bytes', async () => {
+    state.current.artifacts = [makeArtifact({ id: 'a-ok', status: 'approved' })];
+    const clicked: string[] = [];
+    const spy = vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(function (this: HTMLAnchorElement) {
+      clicked.push(this.getAttribute('href') ?? '');
+    });
+    try {
+      await renderApp('/artifacts/a-ok', 'consumer');
+      await userEvent.setup().click(await screen.findByRole('button', { name: 'Download' }));
+      await vi.waitFor(() => expect(clicked).toEqual(['/api/download-links/tok-a-ok']));
+      expect(state.current.downloadFetched).toBe(false);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+});

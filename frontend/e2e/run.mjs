@@ -558,7 +558,10 @@ async function main() {
   process.exitCode = failed ? 1 : 0;
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exitCode = 1;
-});
+main()
+  .catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  })
+  // Open sockets and child pipes would keep node alive: stop everything explicitly.
+  .finally(() => process.exit());

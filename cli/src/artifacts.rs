@@ -308,8 +308,12 @@ pub async fn pull(reference: &str, output: Option<PathBuf>) -> anyhow::Result<()
             .context("signature is not base64")?;
         let digest: [u8; 32] =
             hex::decode(&actual)?.try_into().map_err(|_| anyhow::anyhow!("digest is not 32 bytes"))?;
-        shared::signing::verify_detached(&digest, &der, signature["certificate_chain"].as_str().unwrap_or_default())
-            .map_err(|e| anyhow::anyhow!(e))
+        shared::core::signing::verify_detached(
+            &digest,
+            &der,
+            signature["certificate_chain"].as_str().unwrap_or_default(),
+        )
+        .map_err(|e| anyhow::anyhow!(e))
     }
     .await;
     if let Err(e) = verified {
@@ -348,15 +352,16 @@ pub async fn verify(file: &Path, signature: &Path, chain: &Path, trust: Option<&
     let digest: [u8; 32] = hex::decode(&sha256)?.try_into().map_err(|_| anyhow::anyhow!("digest"))?;
     match trust {
         Some(bundle) => {
-            let trust = shared::publisher::TrustBundle::load(Some(bundle))?;
-            let verdict = shared::publisher::check(&trust, &digest, &der, &chain_pem);
+            let trust = shared::core::trust::TrustBundle::load(Some(bundle))?;
+            let verdict = shared::core::trust::check(&trust, &digest, &der, &chain_pem);
             if verdict.result != "valid" {
                 bail!("{}: {}", verdict.result, verdict.reason);
             }
             println!("{} sha256 {sha256}: valid ({})", file.display(), verdict.reason);
         }
         None => {
-            shared::signing::verify_detached(&digest, &der, &chain_pem).map_err(|e| anyhow::anyhow!("invalid: {e}"))?;
+            shared::core::signing::verify_detached(&digest, &der, &chain_pem)
+                .map_err(|e| anyhow::anyhow!("invalid: {e}"))?;
             println!(
                 "{} sha256 {sha256}: signature valid for the chain's certificate (not checked against a trust bundle: pass --trust)",
                 file.display()

@@ -108,7 +108,7 @@ impl Client {
 pub fn save(path: &std::path::Path, creds: &Credentials) -> anyhow::Result<()> {
     let dir = path.parent().context("credentials path")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    shared::fsutil::write_secret(path, serde_json::to_string_pretty(creds)?.as_bytes())
+    shared::core::fsutil::write_secret(path, serde_json::to_string_pretty(creds)?.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

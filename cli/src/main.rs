@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every Arca function in one process (HTTPS, SQLite and encrypted local files by default).
-    Serve(Box<shared::config::ServerArgs>),
+    Serve(Box<shared::core::config::ServerArgs>),
     /// Sign in to an Arca server and store the session (refresh token, mode 0600).
     Login {
         /// Server URL, e.g. https://127.0.0.1:8443
@@ -62,10 +62,34 @@ enum Command {
         #[arg(long)]
         trust: Option<std::path::PathBuf>,
     },
+    /// The audit log, offline.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Operator commands run on the server's machine.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify an exported log (`GET /api/audit-logs?format=ndjson`, the whole log) against its
+    /// hash chain and the signed checkpoints (`GET /api/audit-logs/checkpoints`): a log whose
+    /// entries were altered, removed, or cut from the tail does not verify.
+    Verify {
+        /// The NDJSON export.
+        #[arg(long)]
+        log: std::path::PathBuf,
+        /// The checkpoints document (JSON).
+        #[arg(long)]
+        checkpoints: std::path::PathBuf,
+        /// The checkpoint signer's public key (PEM), obtained independently of the export;
+        /// without it, the key in the checkpoints document is used.
+        #[arg(long)]
+        public_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -84,7 +108,7 @@ enum AdminCommand {
 }
 
 fn main() -> ExitCode {
-    shared::scan::unpack::run_child_if_requested();
+    shared::core::scan::unpack::run_child_if_requested();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -93,7 +117,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("arca: error: {}", shared::function::first_line(&e.to_string()));
+            eprintln!("arca: error: {}", shared::web::function::first_line(&e.to_string()));
             return ExitCode::from(2);
         }
     };
@@ -125,9 +149,14 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Admin { command: AdminCommand::TrivyDbImport { source, cache_dir } } => {
-                let updated_at = shared::scan::trivydb::import(&source, &cache_dir)?;
+                let cache_dir = shared::core::config::absolute("--cache-dir", &cache_dir)?;
+                let trivy = std::env::var_os("ARCA_TRIVY").map(std::path::PathBuf::from);
+                let updated_at = shared::core::scan::trivydb::import(&source, &cache_dir, trivy.as_deref()).await?;
                 println!("vulnerability DB imported into {} (UpdatedAt {updated_at})", cache_dir.display());
                 Ok(())
+            }
+            Command::Audit { command: AuditCommand::Verify { log, checkpoints, public_key } } => {
+                audit_verify(&log, &checkpoints, public_key.as_deref())
             }
             Command::Whoami => {
                 let me = client::Client::connect().await?.get_json("/api/auth/me").await?;
@@ -145,6 +174,41 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `arca audit verify`: offline, from files.
+fn audit_verify(
+    log: &std::path::Path,
+    checkpoints: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use p256::pkcs8::DecodePublicKey;
+    let text = std::fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
+    let entries = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str::<shared::core::audit::AuditEntry>)
+        .collect::<Result<Vec<_>, _>>()
+        .context("the log is not NDJSON audit entries")?;
+    let document: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(checkpoints).with_context(|| format!("cannot read {}", checkpoints.display()))?,
+    )
+    .context("the checkpoints document is not JSON")?;
+    let list: Vec<shared::core::audit::Checkpoint> =
+        serde_json::from_value(document["checkpoints"].clone()).context("no checkpoints in the document")?;
+    let pem = match public_key {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => {
+            eprintln!("arca: warning: using the public key from the checkpoints document; pass --public-key to pin it");
+            document["public_key"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let key = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem).context("the public key is not a P-256 PEM key")?;
+    let result = shared::core::audit::verify_entries(&entries, &list, Some(&key));
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    anyhow::ensure!(result.valid, "the audit log does not verify");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,19 +1,20 @@
-//! `arca serve`: all functions in one process on embedded defaults.
+//! `arca serve`: every function in one process, on embedded defaults.
 
-use shared::app::AppState;
-use shared::config::{Config, ServerArgs};
-use shared::{server, telemetry, tls};
+use shared::core::config::{Config, ServerArgs};
+use shared::core::{telemetry, tls};
+use shared::web::{function, server};
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     telemetry::init_logging(&args.log)?;
     let config = Config::from_args(args)?;
     let listener = server::bind(config.listen)?;
+    config.prepare_data_dir()?;
     let tls = tls::load(&config.tls, &config.data_dir)?;
-    let startup = AppState::build(config).await?;
-    let state = startup.state;
+    let (running, generated_admin_password) = function::embedded(config).await?;
+    let core = running.core().clone();
 
     // Operator-facing notices go to stderr as plain lines, never into the JSON log.
-    if let Some(password) = &startup.generated_admin_password {
+    if let Some(password) = &generated_admin_password {
         eprintln!("arca: created user 'admin' with password: {password}");
         eprintln!("arca: this password is shown only once; store it or set ARCA_ADMIN_PASSWORD");
     }
@@ -22,19 +23,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         if tls.generated {
             eprintln!(
                 "arca: generated a self-signed TLS certificate in {}",
-                state.config.data_dir.join("tls").display()
+                core.config.data_dir.join("tls").display()
             );
         }
         eprintln!("arca: TLS certificate SHA-256 fingerprint {}", tls.fingerprint);
     }
     let addr = listener.local_addr()?;
-    eprintln!("arca: listening on {scheme}://{addr} (database: {})", state.db.backend());
-    tracing::info!(%addr, scheme, database = state.db.backend(), "arca serve listening");
-
-    let router = state.router(shared::all_functions());
-    let result = server::serve(listener, router, tls.map(|t| t.config), state.config.shutdown_timeout).await;
-    state.audit.flush().await;
-    state.db.close().await;
+    eprintln!("arca: listening on {scheme}://{addr} (database: {})", core.db.backend());
+    tracing::info!(%addr, scheme, database = core.db.backend(), "arca serve listening");
+    let result = function::run_on(running, listener, tls.map(|t| t.config)).await;
+    core.db.close().await;
     tracing::info!("stopped");
     result
 }

@@ -126,10 +126,10 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
 
     // Signing on approval and the download gate's verification (both over the digest, so
     // independent of the artifact's size), next to the approve path of the 100 MiB archive.
-    let signer = shared::signing::Signer::load(
-        &shared::signing::SigningConfig { files: None, trusted: None, trust_bundle: None },
-        &server.dir.path().join("signer"),
-    )?;
+    let config = shared::core::signing::SigningConfig { files: None, trusted: None, trust_bundle: None };
+    let signer = shared::core::signing::Signer::load(&config, &server.dir.path().join("signer"))?;
+    let trusted = shared::core::signing::TrustedSigners::load(&config, &server.dir.path().join("signer"))?;
+    let signed_at = shared::core::db::now_ms();
     let chain = std::fs::read_to_string(server.dir.path().join("signer/signing/chain.pem"))?;
     let digest = [42u8; 32];
     let rounds = 1000;
@@ -141,7 +141,7 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
     let sign_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds);
     let started = Instant::now();
     for _ in 0..rounds {
-        signer.verify(&digest, &signature, &chain).map_err(|e| anyhow::anyhow!(e))?;
+        trusted.verify(&digest, &signature, &chain, signed_at).map_err(|e| anyhow::anyhow!(e))?;
     }
     let verify_ms = started.elapsed().as_secs_f64() * 1000.0 / f64::from(rounds);
     println!(

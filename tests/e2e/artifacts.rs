@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::both_backends;
-use crate::helpers::{Arca, Backend, Cli, ADMIN_PASSWORD, USER_PASSWORD};
+use crate::helpers::{eventually, Arca, Backend, Cli, ADMIN_PASSWORD, USER_PASSWORD};
 
 const MIB: usize = 1024 * 1024;
 
@@ -285,7 +285,8 @@ async fn encrypted_at_rest_and_tamper_evident() {
     // Deleting crypto-shreds: blob gone, tombstone stays.
     std::fs::write(&blob_path, &blob).unwrap();
     assert_eq!(arca.call(Method::DELETE, &format!("/api/artifacts/{id}"), Some(&admin), None).await.status(), 204);
-    assert!(!blob_path.exists());
+    // The data key is gone at once; the blob goes with the `deleted` event.
+    assert!(eventually(Duration::from_secs(10), || async { !blob_path.exists() }).await, "blob left after delete");
     let tomb = status_of(&arca, &admin, &id).await;
     assert_eq!(tomb["status"], "deleted");
     assert!(tomb["deleted_at"].is_number());
@@ -294,18 +295,21 @@ async fn encrypted_at_rest_and_tamper_evident() {
     let pool =
         sqlx::SqlitePool::connect(&format!("sqlite://{}", arca.data_dir.join("arca.db").display())).await.unwrap();
     let events: Vec<(String, String)> =
-        sqlx::query_as("SELECT event_type, payload FROM outbox WHERE artifact_id = $1 ORDER BY created_at, event_type")
+        sqlx::query_as("SELECT event_type, payload FROM outbox WHERE artifact_id = $1 ORDER BY created_at, rowid")
             .bind(&id)
             .fetch_all(&pool)
             .await
             .unwrap();
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    // Every status change, in order: the lifecycle writes each with its event.
     assert_eq!(
         types,
         [
+            "dev.arca.artifact.uploading",
+            "dev.arca.artifact.verifying",
             "dev.arca.artifact.uploaded",
-            "dev.arca.artifact.approved",
             "dev.arca.artifact.scanned",
+            "dev.arca.artifact.approved",
             "dev.arca.artifact.deleted"
         ]
     );
@@ -328,7 +332,7 @@ fn blob_files(arca: &Arca) -> Vec<String> {
 #[tokio::test]
 async fn crash_during_upload() {
     let dir = tempfile::tempdir().unwrap();
-    let mut arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let mut arca = Arca::builder(dir.path(), Backend::Sqlite).await.env("ARCA_EVENT_LEASE_SECS", "2").start().await;
     let admin = arca.login("admin", ADMIN_PASSWORD).await;
     let bytes = payload(200 * MIB, 9);
     let (id, url) = create(&arca, &admin, "crashy", bytes.len() as u64, &sha256_hex(&bytes)).await;
@@ -350,14 +354,26 @@ async fn crash_during_upload() {
 
     let arca = arca.start_again().await;
     let admin = arca.login("admin", ADMIN_PASSWORD).await;
-    let s = status_of(&arca, &admin, &id).await;
-    assert_eq!(s["status"], "pending_upload", "{s}");
-    assert!(blob_files(&arca).is_empty(), "partial files left: {:?}", blob_files(&arca));
+    // Once the dead upload's lease expires, the artifact waits for its bytes again.
+    let reset = eventually(Duration::from_secs(30), || async {
+        status_of(&arca, &admin, &id).await["status"] == "pending_upload"
+    })
+    .await;
+    assert!(reset, "{}", status_of(&arca, &admin, &id).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { blob_files(&arca).is_empty() }).await,
+        "partial files left: {:?}",
+        blob_files(&arca)
+    );
     assert_eq!(download(&arca, &admin, &id, None).await.status(), 409);
-    // The same URL still works (nothing was accepted), and the artifact ends approved.
+    // The used URL stays used (single use, even after a crash); a new one is issued.
     // (The test's server listens on a new port after the restart.)
     let path = &url[url.find("/api/uploads/").unwrap()..];
     let r = put(&arca, &arca.url(path), bytes.clone()).await;
+    assert_eq!(r.status(), 409, "a used upload URL must not be accepted again");
+    let reissued: Value =
+        arca.call(Method::POST, &format!("/api/artifacts/{id}/upload"), Some(&admin), None).await.json().await.unwrap();
+    let r = put(&arca, reissued["url"].as_str().unwrap(), bytes.clone()).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(complete(&arca, &admin, &id).await.status(), 200);
     assert_eq!(wait_final(&arca, &admin, &id).await["status"], "approved");

@@ -240,22 +240,48 @@ async fn bad_configuration_is_one_line() {
     assert_one_line_error(builder().await.env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"), "database");
 }
 
-/// A function binary serves its own routes plus probes, in plain HTTP on $PORT.
+/// A function binary serves its own routes plus probes, in plain HTTP on $PORT, after the
+/// `migrate` command prepared the database; it refuses to start without a secret it needs.
 #[tokio::test]
 async fn function_binary_serves_probes() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::helpers::free_port();
-    let mut child = Command::new(crate::helpers::bin("arca-fn-auth"))
-        .env("PORT", port.to_string())
-        .env("ARCA_DATA_DIR", dir.path())
-        .env("ARCA_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env_remove("DATABASE_URL")
+    let database = crate::helpers::fresh_pg_database().await;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let (private, public) = (dir.path().join("jwt.pem"), dir.path().join("jwt.pub.pem"));
+    std::fs::write(&private, key.serialize_pem()).unwrap();
+    std::fs::write(&public, key.public_key_pem()).unwrap();
+    let function = |name: &str| {
+        let mut command = Command::new(crate::helpers::bin(&format!("arca-fn-{name}")));
+        command.env_clear().env("DATABASE_URL", &database).env("ARCA_DATA_DIR", dir.path());
+        command
+    };
+    let out = function("auth").arg("migrate").env("ARCA_ADMIN_PASSWORD", ADMIN_PASSWORD).output().unwrap();
+    assert!(out.status.success(), "migrate: {}", String::from_utf8_lossy(&out.stderr));
+    // Without the key it needs, one line naming it.
+    let out = function("auth").env("PORT", crate::helpers::free_port().to_string()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.lines().count() == 1, "{stderr}");
+    assert!(stderr.contains("ARCA_JWT_KEY: required by the auth function"), "{stderr}");
+    let out = function("users").env("PORT", crate::helpers::free_port().to_string()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ARCA_JWT_PUBLIC_KEY: required by the users function"));
+
+    let (auth_port, users_port) = (crate::helpers::free_port(), crate::helpers::free_port());
+    let mut auth = function("auth")
+        .env("PORT", auth_port.to_string())
+        .env("ARCA_JWT_KEY", &private)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut users = function("users")
+        .env("PORT", users_port.to_string())
+        .env("ARCA_JWT_PUBLIC_KEY", &public)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://127.0.0.1:{auth_port}");
     let up = eventually(Duration::from_secs(30), || async {
         client.get(format!("{base}/health/readiness")).send().await.is_ok_and(|r| r.status() == 200)
     })
@@ -266,10 +292,25 @@ async fn function_binary_serves_probes() {
         .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
         .send()
         .await
-        .map(|r| r.status().as_u16());
-    let _ = child.kill();
-    let _ = child.wait();
+        .unwrap();
+    let status = login.status().as_u16();
+    let token =
+        login.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap_or_default().to_owned();
+    // Another function verifies the token with the public key alone.
+    let users_base = format!("http://127.0.0.1:{users_port}");
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            client.get(format!("{users_base}/health/readiness")).send().await.is_ok_and(|r| r.status() == 200)
+        })
+        .await
+    );
+    let listed = client.get(format!("{users_base}/api/users")).bearer_auth(&token).send().await.unwrap().status();
+    let _ = auth.kill();
+    let _ = auth.wait();
+    let _ = users.kill();
+    let _ = users.wait();
     assert!(up, "function did not become ready");
     assert_eq!(live.unwrap(), 200);
-    assert_eq!(login.unwrap(), 200);
+    assert_eq!(status, 200);
+    assert_eq!(listed, 200);
 }

@@ -202,7 +202,7 @@ async fn s3_bad_uploads_are_refused() {
         .await
         .unwrap();
     let r = complete(&arca, &admin, &swapped).await;
-    assert_eq!(r.status(), 409);
+    assert_eq!(r.status(), 422);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "digest_mismatch");
     assert_eq!(status_of(&arca, &admin, &swapped).await["status"], "failed");
     assert!(s3_admin().head_object().bucket(&bucket).key(format!("quarantine/{swapped}")).send().await.is_err());
@@ -264,8 +264,12 @@ async fn s3_multipart_resumes_and_reconciler_cleans_up() {
     assert_eq!(arca.call(Method::DELETE, &format!("/api/artifacts/{gone}"), Some(&admin), None).await.status(), 204);
     let bucket = bucket_of(&arca);
     let s3 = s3_admin();
-    let uploads = s3.list_multipart_uploads().bucket(&bucket).send().await.unwrap();
-    assert!(uploads.uploads().is_empty(), "{uploads:?}");
+    // The blob and its multipart upload go with the `deleted` event.
+    let aborted = crate::helpers::eventually(Duration::from_secs(10), || async {
+        s3.list_multipart_uploads().bucket(&bucket).send().await.unwrap().uploads().is_empty()
+    })
+    .await;
+    assert!(aborted, "{:?}", s3.list_multipart_uploads().bucket(&bucket).send().await.unwrap());
 
     // Orphans: an object nobody owns, and a multipart upload whose artifact failed while
     // the process died before aborting it (the database still names the upload).
@@ -281,17 +285,24 @@ async fn s3_multipart_resumes_and_reconciler_cleans_up() {
     let listed = s3.list_multipart_uploads().bucket(&bucket).prefix(&stray_key).send().await.unwrap();
     assert_eq!(listed.uploads().len(), 1);
     let arca = arca.restart().await;
-    let keys: Vec<String> = s3
-        .list_objects_v2()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap()
-        .contents()
-        .iter()
-        .map(|o| o.key().unwrap().to_owned())
-        .collect();
-    assert_eq!(keys, [format!("permanent/{id}")]);
+    let keys = || async {
+        s3.list_objects_v2()
+            .bucket(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .contents()
+            .iter()
+            .map(|o| o.key().unwrap().to_owned())
+            .collect::<Vec<String>>()
+    };
+    // The reconciler's first round runs right after start-up.
+    let expected = vec![format!("permanent/{id}")];
+    assert!(
+        crate::helpers::eventually(Duration::from_secs(20), || async { keys().await == expected }).await,
+        "{:?}",
+        keys().await
+    );
     let listed = s3.list_multipart_uploads().bucket(&bucket).prefix(&stray_key).send().await.unwrap();
     assert!(listed.uploads().is_empty(), "{listed:?}");
     drop(arca);

@@ -292,7 +292,11 @@ async fn exceptions_expire() {
         .call(Method::POST, "/api/exceptions", Some(&admin), Some(json!({"artifact_id": id, "vulnerability_id": "CVE-2022-32149", "justification": "not reachable: no Accept-Language parsing", "expires_at": now + 4000})))
         .await;
     assert_eq!(r.status(), 201);
-    assert_eq!(status_of(&arca, &admin, &id).await["status"], "approved");
+    // Passing now: signed, then approved (within the exception's 4 s).
+    assert!(
+        eventually(Duration::from_secs(3), || async { status_of(&arca, &admin, &id).await["status"] == "approved" })
+            .await
+    );
     assert_eq!(download_status(&arca, &admin, &id).await, 200);
     let listed: Value = arca.call(Method::GET, "/api/exceptions", Some(&admin), None).await.json().await.unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
@@ -314,6 +318,11 @@ async fn exceptions_expire() {
         )
         .await;
     assert_eq!(r.status(), 200);
+    // Released: signed, then approved.
+    let approved =
+        eventually(Duration::from_secs(15), || async { status_of(&arca, &admin, &id).await["status"] == "approved" })
+            .await;
+    assert!(approved, "{}", status_of(&arca, &admin, &id).await);
     assert_eq!(download_status(&arca, &admin, &id).await, 200);
     let audit = arca.call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None).await.text().await.unwrap();
     assert!(audit.contains("artifacts.release") && audit.contains("SEC-42"));
@@ -389,14 +398,19 @@ async fn a_crash_during_a_scan_loses_nothing() {
         .unwrap();
     assert_eq!(scans, 1, "one result set");
     let events: Vec<String> =
-        sqlx::query_scalar("SELECT event_type FROM outbox WHERE artifact_id = $1 ORDER BY created_at, event_type")
+        sqlx::query_scalar("SELECT event_type FROM outbox WHERE artifact_id = $1 ORDER BY created_at, rowid")
             .bind(&id)
             .fetch_all(&pool)
             .await
             .unwrap();
     assert_eq!(
         events,
-        ["dev.arca.artifact.uploaded", "dev.arca.artifact.quarantined", "dev.arca.artifact.scanned"],
+        [
+            "dev.arca.artifact.uploading",
+            "dev.arca.artifact.verifying",
+            "dev.arca.artifact.uploaded",
+            "dev.arca.artifact.quarantined"
+        ],
         "each event once"
     );
     let undelivered: i64 =

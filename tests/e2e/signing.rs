@@ -391,5 +391,7 @@ async fn policy_can_require_a_publisher_signature() {
     });
     let r = arca.call(Method::POST, &format!("/api/artifacts/{id}/signatures"), Some(&admin), Some(body)).await;
     assert_eq!(r.json::<Value>().await.unwrap()["result"], "valid");
-    assert_eq!(crate::artifacts::status_of(&arca, &admin, &id).await["status"], "approved");
+    // Passing now, it is signed, then approved.
+    let done = crate::artifacts::wait_final(&arca, &admin, &id).await;
+    assert_eq!(done["status"], "approved", "{done}");
 }

@@ -126,7 +126,7 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
 
     // Signing on approval and the download gate's verification (both over the digest, so
     // independent of the artifact's size), next to the approve path of the 100 MiB archive.
-    let config = shared::core::signing::SigningConfig { files: None, trusted: None, trust_bundle: None };
+    let config = shared::core::signing::SigningConfig { files: None, chain: None, trusted: None, trust_bundle: None };
     let signer = shared::core::signing::Signer::load(&config, &server.dir.path().join("signer"))?;
     let trusted = shared::core::signing::TrustedSigners::load(&config, &server.dir.path().join("signer"))?;
     let signed_at = shared::core::db::now_ms();

@@ -80,6 +80,9 @@ fn expected() -> HashMap<&'static str, &'static [&'static str]> {
         ("POST /api/artifacts/{id}/download-link", DOWNLOAD),
         // The signed, single-use token in the URL is the credential.
         ("GET /api/download-links/{token}", ALL),
+        ("POST /api/audit-logs/export-link", AUDIT),
+        // The signed, single-use token in the URL is the credential.
+        ("GET /api/audit-logs/export/{token}", ALL),
     ])
 }
 

@@ -244,7 +244,7 @@ async fn append(db: &Db, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
 }
 
 /// Filters of `GET /api/audit-logs`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::IntoParams)]
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
@@ -429,6 +429,15 @@ impl CheckpointKey {
         let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
             .context("ARCA_AUDIT_CHECKPOINT_KEY: not a PKCS#8 ECDSA P-256 key")?;
         Ok(Self { key })
+    }
+
+    /// A key for `purpose`, derived from this one (single-use export links).
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use hmac::{Hmac, Mac};
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key.to_bytes()).unwrap_or_else(|_| unreachable!("any key length"));
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// The public key in PEM (to verify exports offline).

@@ -531,13 +531,18 @@ impl Config {
                 None => Ok(None),
             }
         };
-        let files = match (var("ARCA_SIGNING_KEY")?, var("ARCA_SIGNING_CERT")?, var("ARCA_SIGNING_CHAIN")?) {
-            (Some(key), Some(cert), Some(chain)) => Some((key, cert, chain)),
-            (None, None, None) => None,
-            _ => bail!("ARCA_SIGNING_KEY, ARCA_SIGNING_CERT and ARCA_SIGNING_CHAIN: give all three or none"),
+        let chain = var("ARCA_SIGNING_CHAIN")?;
+        let files = match (var("ARCA_SIGNING_KEY")?, var("ARCA_SIGNING_CERT")?, &chain) {
+            (Some(key), Some(cert), Some(chain)) => Some((key, cert, chain.clone())),
+            (None, None, _) => None,
+            _ => bail!(
+                "ARCA_SIGNING_KEY, ARCA_SIGNING_CERT and ARCA_SIGNING_CHAIN: give all three to sign, \
+                 or only ARCA_SIGNING_CHAIN to verify"
+            ),
         };
         let signing = crate::core::signing::SigningConfig {
             files,
+            chain,
             trusted: var("ARCA_SIGNING_TRUSTED")?,
             trust_bundle: var("ARCA_TRUST_BUNDLE")?,
         };

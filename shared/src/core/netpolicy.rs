@@ -20,6 +20,15 @@ pub fn client_ip(request: &Request, policy: &NetworkPolicy) -> IpAddr {
     resolve(peer, request.headers(), &policy.trusted_proxies)
 }
 
+/// Whether the request came straight from a trusted proxy, whose `X-Forwarded-*` headers
+/// may then be believed.
+pub fn from_trusted_proxy(request: &Request, policy: &NetworkPolicy) -> bool {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|c| contains(&policy.trusted_proxies, canonical(c.0.ip())))
+}
+
 /// Stands for a client whose address a trusted proxy reported in a form that does not parse
 /// (`unknown`, `1.2.3.4:99`, garbage). It belongs to no network, so every allowlist refuses it.
 pub const UNPARSABLE_CLIENT: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);

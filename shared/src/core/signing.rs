@@ -35,6 +35,8 @@ pub const ALGORITHM: &str = "ecdsa-p256-sha256";
 pub struct SigningConfig {
     /// PKCS#8 PEM key, signing certificate PEM, chain PEM (signing certificate first).
     pub files: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// The chain alone (`ARCA_SIGNING_CHAIN`): what functions that only verify load.
+    pub chain: Option<PathBuf>,
     /// PEM bundle of further signing certificates whose signatures still verify (rotation).
     pub trusted: Option<PathBuf>,
     /// PEM bundle of the CAs publishers' signing certificates must chain to.
@@ -340,7 +342,7 @@ mod tests {
     #[test]
     fn signs_and_verifies_and_refuses_others() {
         let dir = tempfile::tempdir().unwrap();
-        let config = SigningConfig { files: None, trusted: None, trust_bundle: None };
+        let config = SigningConfig { files: None, chain: None, trusted: None, trust_bundle: None };
         let signer = Signer::load(&config, dir.path()).unwrap();
         let trusted = TrustedSigners::load(&config, dir.path()).unwrap();
         let digest = [7u8; 32];

@@ -3,7 +3,7 @@
 //! job).
 
 use axum::body::Body;
-use axum::extract::{FromRef, Query, State};
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,10 +12,12 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 use crate::core::audit::{self, AuditEntry, AuditFilter, Bounds, Checkpoint, CheckpointKey, Verification};
+use crate::core::db::now_ms;
 use crate::core::error::{ApiError, Code};
 use crate::core::outbox::{self, DeadLetter};
 use crate::core::rbac::Permission;
-use crate::web::access::Access;
+use crate::web::access::{self, Access};
+use crate::web::http::RequestContext;
 use crate::web::routes::FunctionRouter;
 use crate::web::state::Core;
 
@@ -35,6 +37,9 @@ where
         .route(read, routes!(verify_chain))
         .route(read, routes!(list_checkpoints))
         .route(read, routes!(dead_letters))
+        .route(read, routes!(create_export_link))
+        // The signed, single-use token in the URL is the credential.
+        .route(Access::Public, routes!(redeem_export_link))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -172,4 +177,122 @@ pub async fn checkpoint(core: &Core, key: &AuditKey) -> anyhow::Result<()> {
         tracing::info!(seq = c.seq, "audit checkpoint signed");
     }
     Ok(())
+}
+
+// ---- Export links: a browser downloads an export by navigating to a link ----
+
+const EXPORT_LINK_TTL_MS: i64 = 60_000;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ExportClaims {
+    /// User id.
+    u: String,
+    f: AuditFilter,
+    /// Expiry, Unix ms.
+    e: i64,
+    /// Nonce (single use).
+    n: String,
+}
+
+/// A single-use link to an NDJSON export.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportLink {
+    /// Path to navigate to (`/api/audit-logs/export/<token>`): valid once, within 60 s.
+    pub url: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+fn seal(key: &[u8; 32], claims: &ExportClaims) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let payload =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap_or_else(|_| unreachable!("any key length"));
+    mac.update(payload.as_bytes());
+    format!("{payload}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+fn open(key: &[u8; 32], token: &str) -> Option<ExportClaims> {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (payload, signature) = token.split_once('.')?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+    mac.update(payload.as_bytes());
+    mac.verify_slice(&b64.decode(signature).ok()?).ok()?;
+    serde_json::from_slice(&b64.decode(payload).ok()?).ok()
+}
+
+const EXPORT_PURPOSE: &str = "arca audit export links v1";
+
+/// A short-lived (60 s), single-use link to export the matching entries as NDJSON (for
+/// browsers: navigating to it downloads the file).
+#[utoipa::path(post, path = "/api/audit-logs/export-link", operation_id = "createAuditExportLink", params(AuditFilter),
+    responses((status = 200, body = ExportLink), (status = 400), (status = 401), (status = 403)))]
+pub async fn create_export_link(
+    State(key): State<AuditKey>,
+    axum::Extension(principal): axum::Extension<crate::core::rbac::Principal>,
+    Query(filter): Query<AuditFilter>,
+) -> Result<Json<ExportLink>, ApiError> {
+    parse_time("since", filter.since.as_deref())?;
+    parse_time("until", filter.until.as_deref())?;
+    let expires_at = now_ms() + EXPORT_LINK_TTL_MS;
+    let claims =
+        ExportClaims { u: principal.user_id, f: filter, e: expires_at, n: uuid::Uuid::new_v4().simple().to_string() };
+    let token = seal(&key.0.derive(EXPORT_PURPOSE), &claims);
+    Ok(Json(ExportLink { url: format!("/api/audit-logs/export/{token}"), expires_at }))
+}
+
+/// The NDJSON export behind a link from `POST /api/audit-logs/export-link`: valid once,
+/// within its minute, for the user who asked (still allowed to read the log).
+#[utoipa::path(get, path = "/api/audit-logs/export/{token}", operation_id = "redeemAuditExportLink",
+    params(("token" = String, Path, description = "the link's token")),
+    responses((status = 200, body = String, content_type = "application/x-ndjson"), (status = 403)))]
+pub async fn redeem_export_link(
+    State(core): State<Core>,
+    State(key): State<AuditKey>,
+    axum::Extension(context): axum::Extension<RequestContext>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    let invalid = || ApiError::new(Code::InvalidDownloadLink, "the export link is invalid, expired or already used");
+    let claims = open(&key.0.derive(EXPORT_PURPOSE), &token).ok_or_else(invalid)?;
+    if claims.e <= now_ms() || claims.e > now_ms() + EXPORT_LINK_TTL_MS {
+        return Err(invalid());
+    }
+    let used = crate::with_pool!(&core.db, |pool| sqlx::query(
+        "INSERT INTO download_links (nonce, artifact_id, used_at) VALUES ($1, 'audit-export', $2) \
+         ON CONFLICT (nonce) DO NOTHING"
+    )
+    .bind(&claims.n)
+    .bind(now_ms())
+    .execute(pool)
+    .await
+    .map(|r| r.rows_affected() == 0))?;
+    if used {
+        return Err(invalid());
+    }
+    let principal = access::principal_of_user(&core, &claims.u, None).await.map_err(|_| invalid())?;
+    if !principal.can(Permission::AuditRead) {
+        return Err(ApiError::new(Code::PermissionDenied, "this action needs the 'audit_read' permission"));
+    }
+    core.audit
+        .record(context.event(
+            &principal,
+            "audit.export",
+            "audit_log",
+            "success",
+            serde_json::to_value(&claims.f).unwrap_or_default(),
+        ))
+        .await;
+    let bounds = Bounds {
+        since_ms: parse_time("since", claims.f.since.as_deref())?,
+        until_ms: parse_time("until", claims.f.until.as_deref())?,
+    };
+    let mut response = export(core, claims.f, bounds);
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment; filename=\"arca-audit.ndjson\""),
+    );
+    Ok(response)
 }

@@ -110,7 +110,7 @@ async fn downloadable(core: &Core, principal: &Principal, id: &str) -> Result<Ar
         let why =
             row.status_reason.clone().unwrap_or_else(|| "it has not passed verification, scanning and policy".into());
         return Err(ApiError::new(Code::NotApproved, format!("artifact is {}: {why}", status.as_str()))
-            .with_extra(serde_json::json!({ "status": status.as_str() })));
+            .with_extra(serde_json::json!({ "artifact_status": status.as_str() })));
     }
     Ok(row)
 }

@@ -22,7 +22,7 @@ use crate::core::db::now_ms;
 use crate::core::error::{ApiError, Code};
 use crate::core::lifecycle::{self, events, Change, Effect, Status};
 use crate::core::outbox::{self, Handlers};
-use crate::core::storage::{Area, BlobStore, S3Store, StaleUpload};
+use crate::core::storage::{Area, BlobStore, CorsSetting, S3Store, StaleUpload};
 use crate::core::uploads;
 use crate::web::access::constant_time_eq;
 use crate::web::receiver;
@@ -324,12 +324,16 @@ pub async fn setup_storage(config: &Config) -> anyhow::Result<()> {
     let s3 = config.s3.as_ref().ok_or_else(|| anyhow::anyhow!("ARCA_S3_ENDPOINT: required for setup-storage"))?;
     let store = S3Store::connect(s3)?;
     store.ensure_bucket().await?;
-    store.configure_cors(&config.cors_origins).await?;
+    let cors = match store.configure_cors(&config.cors_origins).await? {
+        CorsSetting::None => "no browser uploads (ARCA_CORS_ORIGINS is empty)".to_owned(),
+        CorsSetting::Bucket => format!("CORS for {:?} on the bucket", config.cors_origins),
+        CorsSetting::Server => format!(
+            "CORS for {:?} must be the store's own setting (MinIO: MINIO_API_CORS_ALLOW_ORIGIN)",
+            config.cors_origins
+        ),
+    };
     store.subscribe(&s3.notify_arn).await?;
-    println!(
-        "bucket {} ready: default encryption, CORS for {:?}, notifications to {}",
-        s3.bucket, config.cors_origins, s3.notify_arn
-    );
+    println!("bucket {} ready: default encryption, {cors}, notifications to {}", s3.bucket, s3.notify_arn);
     Ok(())
 }
 

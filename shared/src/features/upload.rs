@@ -143,14 +143,24 @@ fn verify(blobs: &Blobs, token: &str) -> Result<TokenClaims, ApiError> {
     Ok(claims)
 }
 
-/// The externally visible base URL, from the request's authority (HTTP/2) or Host.
-fn base_url(core: &Core, uri: &axum::http::Uri, headers: &HeaderMap) -> String {
-    let host = uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+/// The externally visible base URL: the request's authority (HTTP/2) or Host, and the
+/// scheme Arca serves; behind a trusted proxy, its `X-Forwarded-Proto`/`-Host`.
+fn base_url(core: &Core, uri: &axum::http::Uri, headers: &HeaderMap, context: &RequestContext) -> String {
+    let header = |name: &str| {
+        headers.get(name).and_then(|h| h.to_str().ok()).map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+    };
+    let proxied = context.via_trusted_proxy;
+    let host = proxied
+        .then(|| header("x-forwarded-host"))
+        .flatten()
+        .or_else(|| uri.authority().map(|a| a.as_str().to_owned()))
+        .or_else(|| header(header::HOST.as_str()))
         .unwrap_or_else(|| core.config.listen.to_string());
-    let scheme = if core.config.tls == crate::core::config::TlsConfig::Off { "http" } else { "https" };
+    let scheme = match proxied.then(|| header("x-forwarded-proto")).flatten() {
+        Some(proto) if proto == "https" || proto == "http" => proto,
+        _ if core.config.tls == crate::core::config::TlsConfig::Off => "http".to_owned(),
+        _ => "https".to_owned(),
+    };
     format!("{scheme}://{host}")
 }
 
@@ -244,12 +254,14 @@ pub async fn reissue(
     State(core): State<Core>,
     State(blobs): State<Blobs>,
     Extension(principal): Extension<Principal>,
+    Extension(context): Extension<RequestContext>,
     Path(id): Path<String>,
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Json<UploadTarget>, ApiError> {
     let row = pending_upload(&core, &principal, &id).await?;
-    Ok(Json(upload_target(&core, &blobs, &row, &base_url(&core, &uri, &headers)).await?))
+    let base = base_url(&core, &uri, &headers, &context);
+    Ok(Json(upload_target(&core, &blobs, &row, &base).await?))
 }
 
 fn multipart_of<'a>(blobs: &'a Blobs, row: &ArtifactRow) -> Result<(&'a S3Store, String), ApiError> {
@@ -465,7 +477,7 @@ pub async fn create(
         ));
     }
     let row = artifacts::get(&core.db, &id).await?;
-    let upload = upload_target(&core, &blobs, &row, &base_url(&core, &uri, &headers)).await?;
+    let upload = upload_target(&core, &blobs, &row, &base_url(&core, &uri, &headers, &context)).await?;
     core.audit
         .record_durable(context.event(
             &principal,

@@ -269,16 +269,11 @@ impl Startup {
 
     /// The signing certificates downloads trust (public: `ARCA_SIGNING_CHAIN`).
     pub fn trusted(&mut self) -> anyhow::Result<Trusted> {
-        let signers = match (&self.config.signing.files, std::env::var_os("ARCA_SIGNING_CHAIN")) {
-            (Some(_), _) | (None, None) if self.embedded => {
-                TrustedSigners::load(&self.config.signing, &self.config.data_dir)?
-            }
-            (Some((_, _, chain)), _) => TrustedSigners::from_files(chain, self.config.signing.trusted.as_deref())?,
-            (None, Some(chain)) => {
-                let chain = crate::core::config::absolute("ARCA_SIGNING_CHAIN", std::path::Path::new(&chain))?;
-                TrustedSigners::from_files(&chain, self.config.signing.trusted.as_deref())?
-            }
-            (None, None) => return Err(required(self.name, "ARCA_SIGNING_CHAIN")),
+        let signing = &self.config.signing;
+        let signers = match &signing.chain {
+            _ if self.embedded => TrustedSigners::load(signing, &self.config.data_dir)?,
+            Some(chain) => TrustedSigners::from_files(chain, signing.trusted.as_deref())?,
+            None => return Err(required(self.name, "ARCA_SIGNING_CHAIN")),
         };
         Ok(Trusted(Arc::new(signers)))
     }

@@ -38,6 +38,8 @@ pub struct RequestContext {
     pub request_id: String,
     pub client_ip: IpAddr,
     pub user_agent: String,
+    /// The peer is a trusted proxy, so its `X-Forwarded-Proto`/`-Host` describe the client.
+    pub via_trusted_proxy: bool,
 }
 
 /// Adds fallbacks and the middleware stack, and binds the state. `pages` (the web app in
@@ -114,8 +116,14 @@ pub fn audited_path(path: &str) -> String {
 
 /// Routes whose bodies stream (uploads, downloads, exports) or that do long work (event
 /// receivers run scans): no request timeout; the idle timeout still applies.
-const UNTIMED_ROUTES: &[&str] =
-    &["/api/uploads/{token}", "/api/artifacts/{id}/download", "/api/download-links/{token}", "/api/audit-logs", "/"];
+const UNTIMED_ROUTES: &[&str] = &[
+    "/api/uploads/{token}",
+    "/api/artifacts/{id}/download",
+    "/api/download-links/{token}",
+    "/api/audit-logs",
+    "/api/audit-logs/export/{token}",
+    "/",
+];
 
 /// Ends a request that takes longer than `ARCA_REQUEST_TIMEOUT` (408).
 async fn request_timeout(State(core): State<Core>, request: Request, next: Next) -> Response {
@@ -148,7 +156,13 @@ async fn observe(State(core): State<Core>, mut request: Request, next: Next) -> 
         .take(256)
         .collect();
     request.extensions_mut().insert(ClientIp(client_ip));
-    request.extensions_mut().insert(RequestContext { request_id: id.clone(), client_ip, user_agent });
+    let via_trusted_proxy = netpolicy::from_trusted_proxy(&request, &core.config.network);
+    request.extensions_mut().insert(RequestContext {
+        request_id: id.clone(),
+        client_ip,
+        user_agent,
+        via_trusted_proxy,
+    });
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

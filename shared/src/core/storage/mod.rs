@@ -13,7 +13,7 @@ use futures::Stream;
 
 use crate::core::config::Config;
 pub use local::{LocalStore, WriteError, Written};
-pub use s3::{ObjectInfo, Presigned, S3Store, StaleUpload, UploadedPart};
+pub use s3::{CorsSetting, ObjectInfo, Presigned, S3Store, StaleUpload, UploadedPart};
 
 /// Where a blob lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
-use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
@@ -92,6 +92,17 @@ fn presigned(request: &PresignedRequest) -> Presigned {
     }
 }
 
+/// Where the browser-upload CORS rules live after `setup-storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorsSetting {
+    /// No origins configured: browsers cannot upload directly.
+    None,
+    /// Put on the bucket.
+    Bucket,
+    /// The store has no per-bucket CORS (MinIO); its server-wide setting applies.
+    Server,
+}
+
 impl S3Store {
     /// A client of the store: no request is made (a function's cold start does no I/O).
     pub fn connect(config: &S3Config) -> anyhow::Result<Self> {
@@ -157,10 +168,10 @@ impl S3Store {
 
     /// Lets browsers of `origins` upload with presigned URLs (`PUT` with the signed headers)
     /// and read the `ETag` of parts; nothing else.
-    pub async fn configure_cors(&self, origins: &[String]) -> anyhow::Result<()> {
+    pub async fn configure_cors(&self, origins: &[String]) -> anyhow::Result<CorsSetting> {
         use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
         if origins.is_empty() {
-            return Ok(());
+            return Ok(CorsSetting::None);
         }
         let rule = CorsRule::builder()
             .set_allowed_origins(Some(origins.to_vec()))
@@ -170,14 +181,19 @@ impl S3Store {
             .expose_headers("ETag")
             .max_age_seconds(3600)
             .build()?;
-        self.client
+        let put = self
+            .client
             .put_bucket_cors()
             .bucket(&self.bucket)
             .cors_configuration(CorsConfiguration::builder().cors_rules(rule).build()?)
             .send()
-            .await
-            .context("bucket CORS")?;
-        Ok(())
+            .await;
+        match put {
+            Ok(_) => Ok(CorsSetting::Bucket),
+            // MinIO has no per-bucket CORS: its server-wide MINIO_API_CORS_ALLOW_ORIGIN applies.
+            Err(error) if error.code() == Some("NotImplemented") => Ok(CorsSetting::Server),
+            Err(error) => Err(anyhow::Error::new(error).context("bucket CORS")),
+        }
     }
 
     /// Subscribes the notification target `arn` (MinIO's webhook to `ingest`) to objects

@@ -1,0 +1,883 @@
+//! Issue 12: the functions as the cluster runs them. Every function binary is its own
+//! process on its own port — two replicas each of `upload` and `scan` — on one PostgreSQL
+//! and a MinIO of the test's own (SSE, its webhook pointed at `ingest`). Two stand-ins play
+//! the cluster's parts: an ingress that routes `/api/...` to the function owning the route
+//! (taken from the route tables), and a Broker that receives the relay's binary CloudEvents
+//! and delivers them, filtered by type per Trigger, with an OIDC sender token, retries with
+//! backoff and a dead-letter sink — as a Knative Broker does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method as HttpMethod, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{bin, eventually, free_port, fresh_pg_database, Trivy, ADMIN_PASSWORD};
+
+const MINIO_USER: &str = "cluster-root";
+const MINIO_PASSWORD: &str = "cluster-root-secret";
+const INGEST_TOKEN: &str = "ingest-token-for-the-cluster-test";
+const METRICS_TOKEN: &str = "metrics-token-for-the-cluster-test";
+const ISSUER: &str = "https://broker.cluster.test";
+
+/// One function process.
+struct Process {
+    name: &'static str,
+    port: u16,
+    child: Child,
+    env: Vec<(String, String)>,
+    started: Instant,
+    ready_ms: Option<u128>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What every process of a kind gets.
+struct Keys {
+    dir: PathBuf,
+    jwt_private: PathBuf,
+    jwt_public: PathBuf,
+    signing_key: PathBuf,
+    signing_cert: PathBuf,
+    signing_chain: PathBuf,
+    checkpoint_key: PathBuf,
+    broker_key: String,
+    jwks: PathBuf,
+}
+
+fn write(path: &Path, text: &str) -> PathBuf {
+    std::fs::write(path, text).unwrap();
+    path.to_owned()
+}
+
+fn make_keys(dir: &Path) -> Keys {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+        PKCS_ECDSA_P256_SHA256,
+    };
+    let jwt = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name.push(DnType::CommonName, "Cluster test signing CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "Arca cluster signing");
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+    let broker = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let raw = broker.public_key_raw();
+    let jwks = json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "broker", "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..65]),
+    }]});
+    let checkpoint = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    Keys {
+        dir: dir.to_owned(),
+        jwt_private: write(&dir.join("jwt.pem"), &jwt.serialize_pem()),
+        jwt_public: write(&dir.join("jwt.pub.pem"), &jwt.public_key_pem()),
+        signing_key: write(&dir.join("signing.key.pem"), &leaf_key.serialize_pem()),
+        signing_cert: write(&dir.join("signing.pem"), &leaf_cert.pem()),
+        signing_chain: write(&dir.join("chain.pem"), &format!("{}{}", leaf_cert.pem(), ca_cert.pem())),
+        checkpoint_key: write(&dir.join("checkpoint.pem"), &checkpoint.serialize_pem()),
+        broker_key: broker.serialize_pem(),
+        jwks: write(&dir.join("jwks.json"), &jwks.to_string()),
+    }
+}
+
+/// An OIDC sender token for `audience`, as the Broker presents it.
+fn sender_token(keys: &Keys, audience: &str) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("broker".into());
+    let now = chrono_now();
+    let claims = json!({"iss": ISSUER, "aud": audience, "sub": "system:serviceaccount:knative-eventing:broker", "iat": now, "exp": now + 300});
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_pem(keys.broker_key.as_bytes()).unwrap())
+        .unwrap()
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// The test's MinIO, with the webhook target `ARCA` pointed at `ingest`.
+struct Minio {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Minio {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_minio(dir: &Path, ingest_port: u16) -> Minio {
+    let port = free_port();
+    let bin = std::env::var("ARCA_TEST_MINIO_BIN").expect("ARCA_TEST_MINIO_BIN: run through make test");
+    let kms = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let data = dir.join("minio");
+    std::fs::create_dir_all(data.join("data")).unwrap();
+    let child = Command::new(bin)
+        .args(["server", data.join("data").to_str().unwrap(), "--quiet", "--address"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--console-address", "127.0.0.1:0"])
+        .env("MINIO_ROOT_USER", MINIO_USER)
+        .env("MINIO_ROOT_PASSWORD", MINIO_PASSWORD)
+        .env("MINIO_KMS_SECRET_KEY", format!("arca-key:{kms}"))
+        .env("MINIO_BROWSER", "off")
+        .env("MINIO_UPDATE", "off")
+        .env("MINIO_CI_CD", "1")
+        .env("MINIO_API_CORS_ALLOW_ORIGIN", "https://arca.example")
+        .env("MINIO_NOTIFY_WEBHOOK_ENABLE_ARCA", "on")
+        .env("MINIO_NOTIFY_WEBHOOK_ENDPOINT_ARCA", format!("http://127.0.0.1:{ingest_port}/storage-events"))
+        .env("MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_ARCA", INGEST_TOKEN)
+        .env("MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_ARCA", data.join("queue").to_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let up = eventually(Duration::from_secs(30), || async {
+        client.get(format!("{endpoint}/minio/health/live")).send().await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(up, "MinIO did not start");
+    Minio { child, endpoint }
+}
+
+/// A Trivy that records each scan (and can be slowed for one artifact), then runs the real one.
+fn trivy_wrapper(dir: &Path, log: &Path) -> PathBuf {
+    let real = Trivy::from_env().bin;
+    let path = dir.join("trivy");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n\
+             case \"$1\" in rootfs|image|sbom) echo \"$PPID $*\" >> {log} ;; esac\n\
+             if [ -e \"$2/slow.bin\" ]; then touch {dir}/slow-started; sleep 6; fi\n\
+             exec {real} \"$@\"\n",
+            log = log.display(),
+            dir = dir.display(),
+            real = real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+struct Cluster {
+    keys: Arc<Keys>,
+    database: String,
+    minio: Minio,
+    bucket: String,
+    processes: Vec<Process>,
+    ingress: String,
+    broker: Arc<BrokerState>,
+    trivy_log: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Cluster {
+    fn env(&self, name: &'static str, port: u16, replica: usize) -> Vec<(String, String)> {
+        let k = &self.keys;
+        let mut env: Vec<(String, String)> = vec![
+            ("PORT".into(), port.to_string()),
+            ("DATABASE_URL".into(), self.database.clone()),
+            ("ARCA_LOG".into(), "info".into()),
+            ("ARCA_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
+            ("ARCA_EVENT_LEASE_SECS".into(), "3".into()),
+            ("ARCA_EVENT_RETRY_BASE_MS".into(), "200".into()),
+            ("ARCA_POLICY_RECHECK_SECS".into(), "2".into()),
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ];
+        let s3 = |env: &mut Vec<(String, String)>| {
+            env.extend([
+                ("ARCA_S3_ENDPOINT".into(), self.minio.endpoint.clone()),
+                ("ARCA_S3_BUCKET".into(), self.bucket.clone()),
+                ("ARCA_S3_ACCESS_KEY".into(), MINIO_USER.into()),
+                ("ARCA_S3_SECRET_KEY".into(), MINIO_PASSWORD.into()),
+                ("ARCA_S3_SSE".into(), "aws:kms:arca-key".into()),
+            ]);
+        };
+        let receiver = |env: &mut Vec<(String, String)>, audience: &str| {
+            env.extend([
+                ("ARCA_EVENT_JWKS".into(), k.jwks.display().to_string()),
+                ("ARCA_EVENT_ISSUER".into(), ISSUER.into()),
+                ("ARCA_EVENT_AUDIENCE".into(), audience.into()),
+            ]);
+        };
+        if name == "auth" {
+            env.push(("ARCA_JWT_KEY".into(), k.jwt_private.display().to_string()));
+        } else {
+            env.push(("ARCA_JWT_PUBLIC_KEY".into(), k.jwt_public.display().to_string()));
+        }
+        match name {
+            "audit" => env.push(("ARCA_AUDIT_CHECKPOINT_KEY".into(), k.checkpoint_key.display().to_string())),
+            "upload" => s3(&mut env),
+            "download" => {
+                s3(&mut env);
+                env.push(("ARCA_SIGNING_CHAIN".into(), k.signing_chain.display().to_string()));
+                env.push((
+                    "ARCA_DOWNLOAD_LINK_KEY".into(),
+                    base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+                ));
+            }
+            "scan" => {
+                s3(&mut env);
+                receiver(&mut env, "arca-scan");
+                let data = k.dir.join(format!("scan-{replica}"));
+                let cache = data.join("trivy");
+                let trivy = Trivy::from_env();
+                trivy.install_db(&trivy.db, &cache);
+                env.extend([
+                    ("ARCA_DATA_DIR".into(), data.display().to_string()),
+                    ("ARCA_TRIVY_CACHE_DIR".into(), cache.display().to_string()),
+                    ("ARCA_TRIVY".into(), trivy_wrapper(&k.dir, &self.trivy_log).display().to_string()),
+                    ("ARCA_TRIVY_DB_UPDATE_INTERVAL".into(), "0".into()),
+                ]);
+            }
+            "sign" => {
+                s3(&mut env);
+                receiver(&mut env, "arca-sign");
+                env.extend([
+                    ("ARCA_SIGNING_KEY".into(), k.signing_key.display().to_string()),
+                    ("ARCA_SIGNING_CERT".into(), k.signing_cert.display().to_string()),
+                    ("ARCA_SIGNING_CHAIN".into(), k.signing_chain.display().to_string()),
+                ]);
+            }
+            "ingest" => {
+                s3(&mut env);
+                receiver(&mut env, "arca-ingest");
+                env.extend([
+                    ("ARCA_INGEST_TOKEN".into(), INGEST_TOKEN.into()),
+                    ("K_SINK".into(), format!("http://127.0.0.1:{}/", self.broker.port)),
+                ]);
+            }
+            _ => {}
+        }
+        env
+    }
+
+    fn spawn(&mut self, name: &'static str, port: u16, replica: usize) {
+        let env = self.env(name, port, replica);
+        let log = std::fs::File::create(self.keys.dir.join(format!("{name}-{replica}-{port}.log"))).unwrap();
+        let child = Command::new(bin(&format!("arca-fn-{name}")))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.processes.push(Process { name, port, child, env, started: Instant::now(), ready_ms: None });
+    }
+
+    /// Waits until every process answers its readiness probe; records cold-start times.
+    async fn wait_ready(&mut self) {
+        for process in self.processes.iter_mut().filter(|p| p.ready_ms.is_none()) {
+            let url = format!("http://127.0.0.1:{}/health/readiness", process.port);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if self.client.get(&url).send().await.is_ok_and(|r| r.status() == 200) {
+                    process.ready_ms = Some(process.started.elapsed().as_millis());
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} on {} did not become ready (see its log)",
+                    process.name,
+                    process.port
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    fn ports(&self, name: &str) -> Vec<u16> {
+        self.processes.iter().filter(|p| p.name == name).map(|p| p.port).collect()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.ingress)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    async fn login(&self) -> String {
+        let r = self
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn pg(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.database).await.unwrap()
+    }
+
+    fn trivy_runs(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.trivy_log).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+}
+
+// ---- The ingress stand-in: routes by the route tables ----
+
+struct Ingress {
+    /// (method, path template segments, function)
+    routes: Vec<(String, Vec<String>, &'static str)>,
+    upstreams: HashMap<&'static str, Vec<u16>>,
+    next: AtomicUsize,
+    client: reqwest::Client,
+}
+
+fn matches(template: &[String], path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    parts.len() == template.len() && template.iter().zip(&parts).all(|(t, p)| t.starts_with('{') || t == p)
+}
+
+async fn ingress(
+    State(ingress): State<Arc<Ingress>>,
+    method: HttpMethod,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path();
+    let function = ingress
+        .routes
+        .iter()
+        .find(|(m, t, _)| *m == method.as_str() && matches(t, path))
+        .map(|(_, _, f)| *f)
+        .unwrap_or("artifacts");
+    let ports = &ingress.upstreams[function];
+    let port = ports[ingress.next.fetch_add(1, Ordering::Relaxed) % ports.len()];
+    let url = format!("http://127.0.0.1:{port}{}", uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut request = ingress.client.request(method, url).body(body);
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    match request.send().await {
+        Ok(response) => {
+            let mut out = Response::builder().status(response.status().as_u16());
+            for (name, value) in response.headers() {
+                out = out.header(name, value);
+            }
+            out.body(axum::body::Body::from(response.bytes().await.unwrap_or_default())).unwrap()
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+// ---- The Broker stand-in: Triggers by type, OIDC, retries with backoff, dead letters ----
+
+struct BrokerState {
+    port: u16,
+    keys: Mutex<Option<Arc<Keys>>>,
+    /// type → (subscriber function, audience)
+    triggers: Vec<(&'static [&'static str], &'static str, &'static str)>,
+    subscribers: Mutex<HashMap<&'static str, Vec<u16>>>,
+    next: AtomicUsize,
+    /// Every event the relay published, by id (a redelivery by the relay counts twice).
+    received: Mutex<Vec<(String, String)>>,
+    delivered: Mutex<Vec<(String, &'static str, u16, u16)>>,
+    dead: Mutex<Vec<String>>,
+    client: reqwest::Client,
+}
+
+const MAX_DELIVERIES: u32 = 12;
+
+async fn broker(State(state): State<Arc<BrokerState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (Some(id), Some(event_type), Some(_source), Some(spec)) =
+        (header("ce-id"), header("ce-type"), header("ce-source"), header("ce-specversion"))
+    else {
+        return StatusCode::BAD_REQUEST; // binary mode only, as the relay sends it
+    };
+    assert_eq!(spec, "1.0");
+    state.received.lock().unwrap().push((id.clone(), event_type.clone()));
+    for (types, function, audience) in &state.triggers {
+        if types.contains(&event_type.as_str()) {
+            let (state, headers, body) = (state.clone(), headers.clone(), body.clone());
+            tokio::spawn(deliver(state, function, audience, headers, body, id.clone()));
+        }
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn deliver(
+    state: Arc<BrokerState>,
+    function: &'static str,
+    audience: &'static str,
+    headers: HeaderMap,
+    body: Bytes,
+    id: String,
+) {
+    let keys = state.keys.lock().unwrap().clone().unwrap();
+    let mut backoff = Duration::from_millis(150);
+    for _ in 0..MAX_DELIVERIES {
+        let ports = state.subscribers.lock().unwrap()[function].clone();
+        let port = ports[state.next.fetch_add(1, Ordering::Relaxed) % ports.len()];
+        let mut request = state
+            .client
+            .post(format!("http://127.0.0.1:{port}/"))
+            .bearer_auth(sender_token(&keys, audience))
+            .body(body.clone());
+        for (name, value) in &headers {
+            if name.as_str().starts_with("ce-") || name == "content-type" {
+                request = request.header(name, value);
+            }
+        }
+        let status = match request.send().await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0, // connection refused or reset: a dead replica
+        };
+        state.delivered.lock().unwrap().push((id.clone(), function, port, status));
+        if (200..300).contains(&status) {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+    state.dead.lock().unwrap().push(id.clone());
+    // The dead-letter sink: ingest records the event as dead.
+    let ingest = state.subscribers.lock().unwrap()["ingest"][0];
+    let mut request = state
+        .client
+        .post(format!("http://127.0.0.1:{ingest}/dead-letters"))
+        .bearer_auth(sender_token(&keys, "arca-ingest"))
+        .header("ce-knativeerrorcode", "500")
+        .body(body);
+    for (name, value) in &headers {
+        if name.as_str().starts_with("ce-") || name == "content-type" {
+            request = request.header(name, value);
+        }
+    }
+    let _ = request.send().await;
+}
+
+async fn bind() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+fn serve(listener: tokio::net::TcpListener, router: axum::Router) {
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Creates an artifact through the ingress; returns its id and upload target.
+async fn create(cluster: &Cluster, token: &str, name: &str, filename: &str, bytes: &[u8]) -> (String, Value) {
+    let r = cluster
+        .call(
+            reqwest::Method::POST,
+            "/api/artifacts",
+            token,
+            Some(json!({"name": name, "version": "1.0.0", "filename": filename, "size": bytes.len(), "sha256": sha256(bytes)})),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let body: Value = r.json().await.unwrap();
+    (body["id"].as_str().unwrap().to_owned(), body["upload"].clone())
+}
+
+/// The browser's or CI's presigned PUT, straight to MinIO.
+async fn put(cluster: &Cluster, target: &Value, bytes: &[u8]) {
+    assert_eq!(target["method"], "PUT", "{target}");
+    let mut request = cluster.client.put(target["url"].as_str().unwrap()).body(bytes.to_vec());
+    for (name, value) in target["headers"].as_object().unwrap() {
+        request = request.header(name, value.as_str().unwrap());
+    }
+    let r = request.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+async fn status(cluster: &Cluster, token: &str, id: &str) -> Value {
+    cluster.call(reqwest::Method::GET, &format!("/api/artifacts/{id}"), token, None).await.json().await.unwrap()
+}
+
+async fn wait_status(cluster: &Cluster, token: &str, id: &str, want: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = status(cluster, token, id).await;
+        if s["status"] == want {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "artifact {id} did not become {want}: {s}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An artifact Trivy passes (a tarball with a README).
+fn clean_tarball(tag: &str) -> Vec<u8> {
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let text = format!("hello {tag}\n");
+    let mut header = tar::Header::new_gnu();
+    header.set_size(text.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "tool/README", text.as_bytes()).unwrap();
+    archive.into_inner().unwrap().finish().unwrap()
+}
+
+async fn scalar(pool: &sqlx::PgPool, sql: &str, id: &str) -> i64 {
+    sqlx::query_scalar(sql).bind(id).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = Arc::new(make_keys(dir.path()));
+    let database = fresh_pg_database().await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // Ports first: MinIO's webhook and the relay's sink name them.
+    let layout: [(&'static str, usize); 9] = [
+        ("auth", 1),
+        ("users", 1),
+        ("audit", 1),
+        ("upload", 2),
+        ("artifacts", 1),
+        ("download", 1),
+        ("scan", 2),
+        ("sign", 1),
+        ("ingest", 1),
+    ];
+    let mut ports: Vec<(&'static str, usize, u16)> = Vec::new();
+    for (name, replicas) in layout {
+        for replica in 0..replicas {
+            ports.push((name, replica, free_port()));
+        }
+    }
+    let ports_of = |name: &str| ports.iter().filter(|(n, _, _)| *n == name).map(|p| p.2).collect::<Vec<u16>>();
+    let minio = start_minio(dir.path(), ports_of("ingest")[0]).await;
+
+    let (broker_listener, broker_port) = bind().await;
+    let broker_state = Arc::new(BrokerState {
+        port: broker_port,
+        keys: Mutex::new(Some(keys.clone())),
+        triggers: vec![
+            (&["dev.arca.artifact.uploaded", "dev.arca.artifact.rescan"], "scan", "arca-scan"),
+            (&["dev.arca.artifact.scanned"], "sign", "arca-sign"),
+            (&["dev.arca.artifact.deleted"], "ingest", "arca-ingest"),
+            (&["dev.arca.artifact.deleted"], "scan", "arca-scan"),
+        ],
+        subscribers: Mutex::new(["scan", "sign", "ingest"].into_iter().map(|n| (n, ports_of(n))).collect()),
+        next: AtomicUsize::new(0),
+        received: Mutex::new(Vec::new()),
+        delivered: Mutex::new(Vec::new()),
+        dead: Mutex::new(Vec::new()),
+        client: reqwest::Client::new(),
+    });
+    serve(
+        broker_listener,
+        axum::Router::new().route("/", axum::routing::post(broker)).with_state(broker_state.clone()),
+    );
+
+    // The ingress: each public route to the function that owns it (the route tables).
+    let mut routes = Vec::new();
+    for function in shared::web::function::all_functions::<shared::web::state::ServeState>() {
+        let owner: &'static str = if function.name == "system" { "artifacts" } else { function.name };
+        for spec in function.specs().filter(|s| !s.internal) {
+            let template = spec.path.trim_start_matches('/').split('/').map(str::to_owned).collect();
+            routes.push((spec.method.to_string(), template, owner));
+        }
+    }
+    let upstreams = layout.iter().map(|(name, _)| (*name, ports_of(name))).collect();
+    let ingress_state = Arc::new(Ingress {
+        routes,
+        upstreams,
+        next: AtomicUsize::new(0),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+    });
+    let (ingress_listener, ingress_port) = bind().await;
+    serve(ingress_listener, axum::Router::new().fallback(ingress).with_state(ingress_state));
+
+    let mut cluster = Cluster {
+        keys: keys.clone(),
+        database,
+        minio,
+        bucket: "arca-cluster".into(),
+        processes: Vec::new(),
+        ingress: format!("http://127.0.0.1:{ingress_port}"),
+        broker: broker_state.clone(),
+        trivy_log: dir.path().join("trivy-runs.log"),
+        client,
+    };
+
+    // One-shot commands: migrations (a Job per rollout) and the bucket's setup.
+    let run = |name: &str, command: &str, env: &[(String, String)]| {
+        let out = Command::new(bin(&format!("arca-fn-{name}")))
+            .arg(command)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("ARCA_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("ARCA_CORS_ORIGINS", "https://arca.example")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name} {command}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run("auth", "migrate", &cluster.env("auth", 0, 0));
+    run("ingest", "setup-storage", &cluster.env("ingest", 0, 0));
+    // Browsers of the SPA's origin may PUT to presigned URLs (MinIO's CORS is server-wide).
+    let preflight = cluster
+        .client
+        .request(reqwest::Method::OPTIONS, format!("{}/arca-cluster/quarantine/x", cluster.minio.endpoint))
+        .header("Origin", "https://arca.example")
+        .header("Access-Control-Request-Method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("https://arca.example"),
+        "{preflight:?}"
+    );
+
+    // A function refuses to start without a secret it needs, in one line naming it.
+    let mut env = cluster.env("download", free_port(), 0);
+    env.retain(|(k, _)| !k.starts_with("ARCA_S3_"));
+    let out = Command::new(bin("arca-fn-download")).env_clear().envs(env).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && stderr.trim().lines().count() == 1, "{stderr}");
+    assert!(stderr.contains("ARCA_S3_ENDPOINT, ARCA_S3_ACCESS_KEY and ARCA_S3_SECRET_KEY"), "{stderr}");
+
+    for (name, replica, port) in ports.clone() {
+        cluster.spawn(name, port, replica);
+    }
+    cluster.wait_ready().await;
+    let cold: Vec<String> =
+        cluster.processes.iter().map(|p| format!("{}:{} ms", p.name, p.ready_ms.unwrap_or_default())).collect();
+    eprintln!("cold start to ready: {}", cold.join(", "));
+
+    // 5) The scan process holds no signing key, in its environment or its mapped files.
+    for process in cluster.processes.iter().filter(|p| p.name == "scan") {
+        let pid = process.child.id();
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(!environ.contains("ARCA_SIGNING_KEY") && !environ.contains("ARCA_JWT_KEY"), "{environ}");
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        assert!(!maps.contains("signing.key.pem") && !maps.contains("jwt.pem"), "{maps}");
+        assert!(process.env.iter().all(|(k, _)| !k.starts_with("ARCA_SIGNING_KEY")));
+    }
+
+    let token = cluster.login().await;
+    let pool = cluster.pg().await;
+
+    // 1a) Upload through the presigned URL only (no `complete`): the storage event finishes it.
+    let bytes = clean_tarball("presigned");
+    let (id, target) = create(&cluster, &token, "presigned", "presigned.tar.gz", &bytes).await;
+    put(&cluster, &target, &bytes).await;
+    let done = wait_status(&cluster, &token, &id, "approved", Duration::from_secs(60)).await;
+    assert_eq!(done["sha256"], sha256(&bytes));
+    let r = cluster.call(reqwest::Method::GET, &format!("/api/artifacts/{id}/download"), &token, None).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    assert!(r.headers().get("x-arca-signature").is_some());
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let downloaded = cluster.client.get(location).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(&downloaded[..], &bytes[..], "the bytes downloaded are the bytes uploaded");
+    let signature: Value = cluster
+        .call(reqwest::Method::GET, &format!("/api/artifacts/{id}/signature"), &token, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(signature["verified"], true, "{signature}");
+
+    // 1b) `complete` racing the storage event: one transition, one scan, one signature.
+    let bytes = clean_tarball("race");
+    let (id, target) = create(&cluster, &token, "race", "race.tar.gz", &bytes).await;
+    put(&cluster, &target, &bytes).await;
+    let r = cluster.call(reqwest::Method::POST, &format!("/api/artifacts/{id}/complete"), &token, None).await;
+    assert_eq!(r.status(), 200, "complete answers the current state: {}", r.text().await.unwrap());
+    wait_status(&cluster, &token, &id, "approved", Duration::from_secs(60)).await;
+    let once = "SELECT COUNT(*) FROM outbox WHERE artifact_id = $1 AND event_type = 'dev.arca.artifact.uploaded'";
+    assert_eq!(scalar(&pool, once, &id).await, 1, "one transition to scanning");
+    assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM scans WHERE artifact_id = $1", &id).await, 1);
+    assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM signatures WHERE artifact_id = $1", &id).await, 1);
+
+    // 2) Ten artifacts at once across the replicas: each scanned once, signed once, none stuck.
+    let runs_before = cluster.trivy_runs().len();
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let bytes = clean_tarball(&format!("batch-{i}"));
+        let (id, target) = create(&cluster, &token, &format!("batch-{i}"), "batch.tar.gz", &bytes).await;
+        put(&cluster, &target, &bytes).await;
+        ids.push(id);
+    }
+    for id in &ids {
+        wait_status(&cluster, &token, id, "approved", Duration::from_secs(120)).await;
+        assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM scans WHERE artifact_id = $1", id).await, 1);
+        let approved =
+            "SELECT COUNT(*) FROM outbox WHERE artifact_id = $1 AND event_type = 'dev.arca.artifact.approved'";
+        assert_eq!(scalar(&pool, approved, id).await, 1, "signed and approved once");
+    }
+    assert_eq!(cluster.trivy_runs().len() - runs_before, 10, "one Trivy run per artifact: {:?}", cluster.trivy_runs());
+    let mut by_replica = std::collections::BTreeMap::<String, usize>::new();
+    for line in cluster.trivy_runs() {
+        *by_replica.entry(line.split(' ').next().unwrap_or_default().to_owned()).or_default() += 1;
+    }
+    eprintln!("trivy runs by scan replica (pid: runs): {by_replica:?}");
+
+    // 3a) kill -9 a scan replica in the middle of a scan: the Broker redelivers, the other
+    // replica takes the event over once the dead one's claim lapses, and finishes it.
+    let bytes = b"a file the slow scanner takes its time over".to_vec();
+    let (slow, target) = create(&cluster, &token, "slow", "slow.bin", &bytes).await;
+    put(&cluster, &target, &bytes).await;
+    let started = dir.path().join("slow-started");
+    assert!(eventually(Duration::from_secs(30), || async { started.exists() }).await, "the slow scan did not start");
+    let victim = {
+        let claims: Vec<(String,)> =
+            sqlx::query_as("SELECT owner FROM event_claims WHERE done_at IS NULL").fetch_all(&pool).await.unwrap();
+        let owner = claims.first().map(|c| c.0.clone()).unwrap_or_default();
+        // The owner is `<host>-<pid>-<suffix>`: find that scan process.
+        cluster
+            .processes
+            .iter()
+            .position(|p| p.name == "scan" && owner.contains(&format!("-{}-", p.child.id())))
+            .unwrap_or_else(|| panic!("no scan process holds the claim {owner}"))
+    };
+    let mut dead = cluster.processes.remove(victim);
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    let survivors = cluster.ports("scan");
+    cluster.broker.subscribers.lock().unwrap().insert("scan", survivors);
+    let done = wait_status(&cluster, &token, &slow, "approved", Duration::from_secs(90)).await;
+    assert_eq!(done["status"], "approved");
+    assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM scans WHERE artifact_id = $1", &slow).await, 1, "recorded once");
+
+    // 3b) kill -9 the relay's replica (ingest) with events in flight: none is lost, and the
+    // handlers (idempotent) record each artifact once.
+    let mut burst = Vec::new();
+    for i in 0..5 {
+        let bytes = clean_tarball(&format!("relay-{i}"));
+        let (id, target) = create(&cluster, &token, &format!("relay-{i}"), "relay.tar.gz", &bytes).await;
+        put(&cluster, &target, &bytes).await;
+        burst.push(id);
+    }
+    let ingest = cluster.processes.iter().position(|p| p.name == "ingest").unwrap();
+    let mut relay = cluster.processes.remove(ingest);
+    let _ = relay.child.kill();
+    let _ = relay.child.wait();
+    let port = relay.port;
+    drop(relay);
+    cluster.spawn("ingest", port, 0);
+    cluster.wait_ready().await;
+    for id in &burst {
+        wait_status(&cluster, &token, id, "approved", Duration::from_secs(120)).await;
+        assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM scans WHERE artifact_id = $1", id).await, 1);
+    }
+    let undelivered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL AND dead_at IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                == 0
+        })
+        .await,
+        "outbox events left undelivered: {undelivered}"
+    );
+
+    // 4) Forged storage notifications change nothing.
+    let ingest_url = format!("http://127.0.0.1:{}/storage-events", cluster.ports("ingest")[0]);
+    let bytes = clean_tarball("forged");
+    let (pending, _) = create(&cluster, &token, "forged", "forged.tar.gz", &bytes).await;
+    let note = |key: &str, size: usize| {
+        json!({"EventName": "s3:ObjectCreated:Put", "Key": format!("arca-cluster/{key}"), "Records": [{
+            "eventName": "s3:ObjectCreated:Put",
+            "s3": {"bucket": {"name": "arca-cluster"}, "object": {"key": key.replace('/', "%2F"), "size": size}}
+        }]})
+    };
+    let cases: Vec<(Option<&str>, Value, u16)> = vec![
+        (None, note(&format!("quarantine/{pending}"), bytes.len()), 401),
+        (Some("wrong-token-wrong-token"), note(&format!("quarantine/{pending}"), bytes.len()), 401),
+        (Some(INGEST_TOKEN), note(&format!("permanent/{pending}"), bytes.len()), 400),
+        (Some(INGEST_TOKEN), note("quarantine/00000000-0000-4000-8000-000000000000", 1), 404),
+        (Some(INGEST_TOKEN), note(&format!("quarantine/{pending}"), bytes.len() + 1), 400),
+        (Some(INGEST_TOKEN), note(&format!("quarantine/{pending}"), bytes.len()), 404),
+    ];
+    for (bearer, body, expected) in cases {
+        let mut request = cluster.client.post(&ingest_url).json(&body);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), expected, "{body}: {}", r.text().await.unwrap());
+    }
+    let r = cluster.client.post(&ingest_url).bearer_auth(INGEST_TOKEN).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(status(&cluster, &token, &pending).await["status"], "pending_upload", "nothing changed");
+
+    // Receivers refuse events without the Broker's token, or meant for another subscriber.
+    let scan_url = format!("http://127.0.0.1:{}/", cluster.ports("scan")[0]);
+    let event = |request: reqwest::RequestBuilder| {
+        request
+            .header("ce-id", uuid::Uuid::new_v4().to_string())
+            .header("ce-type", "dev.arca.artifact.uploaded")
+            .header("ce-source", "/arca/artifacts")
+            .header("ce-specversion", "1.0")
+            .header("ce-subject", &pending)
+            .header("content-type", "application/json")
+            .body("{}")
+    };
+    assert_eq!(event(cluster.client.post(&scan_url)).send().await.unwrap().status(), 401);
+    let wrong = sender_token(&cluster.keys, "arca-sign");
+    assert_eq!(event(cluster.client.post(&scan_url).bearer_auth(wrong)).send().await.unwrap().status(), 401);
+
+    // The relay published every event once per transition, and nothing was dead-lettered.
+    let dead = cluster.broker.dead.lock().unwrap().clone();
+    assert!(dead.is_empty(), "dead-lettered: {dead:?}");
+    let received = cluster.broker.received.lock().unwrap().clone();
+    let types: std::collections::BTreeSet<&str> = received.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(types.contains("dev.arca.artifact.uploaded") && types.contains("dev.arca.artifact.scanned"), "{types:?}");
+    let delivered = cluster.broker.delivered.lock().unwrap().clone();
+    let scan_replicas: std::collections::BTreeSet<u16> =
+        delivered.iter().filter(|d| d.1 == "scan").map(|d| d.2).collect();
+    eprintln!(
+        "broker: {} events received, {} deliveries, scan replicas delivered to: {scan_replicas:?}",
+        received.len(),
+        delivered.len()
+    );
+}

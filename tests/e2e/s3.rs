@@ -83,19 +83,12 @@ fn parts_of<'a>(upload: &Value, bytes: &'a [u8]) -> Vec<(u64, &'a [u8])> {
     bytes.chunks(part_size).enumerate().map(|(i, c)| (i as u64 + 1, c)).collect()
 }
 
-/// Uploads all of `bytes` to the target the create answer gave.
+/// Uploads all of `bytes` to the target the create answer gave (the client's flow: one
+/// presigned PUT, or the parts, each bound to its SHA-256).
 async fn upload(arca: &Arca, token: &str, id: &str, target: &Value, bytes: &[u8]) {
-    if target["method"] == "MULTIPART" {
-        let parts = parts_of(target, bytes);
-        assert_eq!(parts.len() as u64, target["multipart"]["part_count"].as_u64().unwrap());
-        for (part, presigned) in parts.iter().zip(part_targets(arca, token, id, &parts).await) {
-            let r = send(&presigned, part.1.to_vec()).await;
-            assert_eq!(r.status(), 200, "part {}: {}", part.0, r.text().await.unwrap());
-        }
-    } else {
-        let r = send(target, bytes.to_vec()).await;
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    }
+    let target: arca_client::UploadTarget = serde_json::from_value(target.clone()).unwrap();
+    let source = arca_client::Source::bytes(bytes.to_vec());
+    arca.api(Some(token)).upload(id, &target, &source, bytes.len() as u64, &Default::default()).await.unwrap();
 }
 
 async fn download(arca: &Arca, token: &str, id: &str) -> reqwest::Response {

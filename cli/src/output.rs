@@ -169,3 +169,31 @@ pub fn progress_bar() -> arca_client::Progress {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> arca_client::Error {
+        let body = format!(r#"{{"status": {status}, "code": "{code}", "title": "t", "detail": "d"}}"#);
+        arca_client::Error::Api(Box::new(arca_client::Problem::from_body(status, None, body.as_bytes())))
+    }
+
+    #[test]
+    fn exit_codes_tell_refusals_from_errors() {
+        assert_eq!(exit_code_of(&api(409, "not_approved")), exit::REFUSED);
+        for (status, code) in [(404, "not_found"), (403, "permission_denied"), (401, "invalid_token")] {
+            assert_eq!(exit_code_of(&api(status, code)), exit::NOT_FOUND, "{code}");
+        }
+        for (status, code) in [(409, "artifact_exists"), (500, "internal"), (429, "rate_limited"), (502, "")] {
+            assert_eq!(exit_code_of(&api(status, code)), exit::ERROR, "{code}");
+        }
+        // Through anyhow's context chain too.
+        let failure = Failure::from(anyhow::Error::from(api(404, "not_found")).context("pull x@1"));
+        assert_eq!(failure.exit, exit::NOT_FOUND);
+        let json = failure.to_json();
+        assert_eq!((json["error"]["code"].as_str(), json["error"]["status"].as_u64()), (Some("not_found"), Some(404)));
+        assert_eq!(json["error"]["exit_code"], 4);
+        assert_eq!(Failure::from(anyhow::anyhow!("disk full")).exit, exit::ERROR);
+    }
+}

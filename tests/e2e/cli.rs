@@ -110,6 +110,10 @@ async fn login_without_a_tty_json_everywhere_and_exit_codes() {
     let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
     let user = User::new(&dir.path().join("ci"));
 
+    // Not signed in: not allowed (4), as JSON.
+    let (code, anonymous) = user.json(&["ls"]);
+    assert_eq!((code, anonymous["error"]["code"].as_str()), (4, Some("unauthorized")), "{anonymous}");
+
     // No TTY and no --password-stdin: a usage error that names the way out.
     let cert = arca.data_dir.join("tls/cert.pem");
     let cert = cert.to_str().unwrap();
@@ -219,6 +223,18 @@ async fn login_without_a_tty_json_everywhere_and_exit_codes() {
     let (code, report) = user.json(&["audit", "verify", "--log", "audit.ndjson", "--checkpoints", "checkpoints.json"]);
     assert!(report["valid"].is_boolean() && report["entries"].as_i64().unwrap() > 0, "{report}");
     assert_eq!(code, if report["valid"] == true { 0 } else { 1 });
+    let trivy = crate::helpers::Trivy::from_env();
+    let cache = user.dir.join("trivy-cache");
+    let out = user
+        .command(&["--output", "json", "admin", "trivy-db-import", trivy.db.to_str().unwrap(), "--cache-dir"])
+        .arg(&cache)
+        .env("ARCA_TRIVY", &trivy.bin)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let imported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(imported["updated_at"].as_str().is_some_and(|t| !t.is_empty()), "{imported}");
+    assert!(cache.join("db/trivy.db").exists());
     let completion = user.ok(&["completion", "fish"]);
     assert!(completion["script"].as_str().unwrap().contains("complete -c arca"));
 

@@ -371,3 +371,16 @@ impl Example for NewPublisherSignature {
         Self { signature: "MEUC".into(), certificate_chain: "-----BEGIN CERTIFICATE-----".into() }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_filled_and_encoded() {
+        assert_eq!(GET_ARTIFACT.path_with(&["abc"]), "/api/artifacts/abc");
+        assert_eq!(REVOKE_NAME.path_with(&["tool", "a b/c"]), "/api/names/tool/owners/a%20b%2Fc");
+        assert_eq!(LIST_ARTIFACTS.path_with(&[]), "/api/artifacts");
+        assert_eq!(ALL.len(), 45);
+    }
+}

@@ -177,7 +177,13 @@ pub async fn ls(args: LsArgs, out: &Out) -> Outcome {
                 )
             })
             .collect();
-        lines.push(format!("page {} of {} artifacts ({} per page)", page.page, page.total, page.per_page));
+        lines.push(format!(
+            "page {}: {} of {} artifacts ({} per page)",
+            page.page,
+            page.items.len(),
+            page.total,
+            page.per_page
+        ));
         lines.join("\n")
     });
     Ok(())

@@ -56,6 +56,9 @@ pub async fn token(command: TokenCommand, out: &Out) -> Outcome {
         TokenCommand::List => {
             let tokens = client.list_tokens().await?;
             out.emit(&tokens, || {
+                if tokens.is_empty() {
+                    return "no API tokens".to_owned();
+                }
                 tokens
                     .iter()
                     .map(|t| {
@@ -108,6 +111,9 @@ pub async fn exceptions(command: ExceptionCommand, out: &Out) -> Outcome {
         ExceptionCommand::List { all } => {
             let list = client.exceptions(all).await?;
             out.emit(&list, || {
+                if list.is_empty() {
+                    return "no exceptions".to_owned();
+                }
                 list.iter()
                     .map(|e| {
                         let what = e.vulnerability_id.as_deref().or(e.package.as_deref()).unwrap_or("?");

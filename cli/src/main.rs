@@ -1,16 +1,25 @@
-//! `arca`: the server (`arca serve`, every function in one process) and the client commands.
+//! `arca`: the server (`arca serve`, every function in one process) and the client commands,
+//! which talk to the API through `arca-client`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod artifacts;
-mod client;
+mod commands;
+mod output;
 mod serve;
+mod session;
+
+use output::{exit, Failure, Format, Out, Outcome};
 
 #[derive(Parser)]
 #[command(name = "arca", version, about = "Arca: a secure artifact manager")]
 struct Cli {
+    /// `json`: one machine-readable JSON document on stdout (errors too: `{"error": …}`).
+    #[arg(long, short = 'O', global = true, value_enum, default_value = "text", env = "ARCA_OUTPUT")]
+    output: Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -19,22 +28,18 @@ struct Cli {
 enum Command {
     /// Run every Arca function in one process (HTTPS, SQLite and encrypted local files by default).
     Serve(Box<shared::core::config::ServerArgs>),
-    /// Sign in to an Arca server and store the session (refresh token, mode 0600).
-    Login {
-        /// Server URL, e.g. https://127.0.0.1:8443
-        #[arg(long, env = "ARCA_SERVER", default_value = "https://127.0.0.1:8443")]
-        server: String,
-        #[arg(long, short, env = "ARCA_USERNAME")]
-        username: String,
-        /// CA or self-signed certificate (PEM) to trust for this server.
-        #[arg(long, env = "ARCA_CA_CERT")]
-        ca_cert: Option<std::path::PathBuf>,
-    },
+    /// Sign in, pin the server's certificate, and store the session (mode 0600).
+    Login(session::LoginArgs),
     /// Show who the stored session (or ARCA_TOKEN) belongs to.
     Whoami,
-    /// Upload a file as NAME@VERSION and wait for its final status.
+    /// API tokens (for CI: set ARCA_TOKEN to one).
+    Token {
+        #[command(subcommand)]
+        command: commands::TokenCommand,
+    },
+    /// Upload a file as NAME@VERSION and wait for its final status (exit 3 unless approved).
     Push {
-        file: std::path::PathBuf,
+        file: PathBuf,
         #[arg(long)]
         name: String,
         #[arg(long)]
@@ -42,36 +47,69 @@ enum Command {
         /// key=value (repeatable).
         #[arg(long = "label")]
         labels: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
     },
-    /// Download an artifact (ID or NAME@VERSION), keeping it only if its SHA-256 verifies.
+    /// Download an artifact (ID or NAME@VERSION), keeping it only if its SHA-256 and Arca's
+    /// signature verify; into the current directory unless -o says otherwise.
     Pull {
         reference: String,
-        #[arg(short, long)]
-        output: Option<std::path::PathBuf>,
+        /// Where to write the file (default: its name, in the current directory).
+        #[arg(short = 'o', long = "output-file", value_name = "PATH")]
+        output_file: Option<PathBuf>,
     },
     /// Show an artifact's status (ID or NAME@VERSION).
     Status { reference: String },
+    /// List and search artifacts.
+    Ls(artifacts::LsArgs),
+    /// An artifact's metadata, status reason, scan summary and signature.
+    Show { reference: String },
+    /// The findings of an artifact's latest scan.
+    ScanResults { reference: String },
+    /// Scan an artifact again (approved, quarantined, or failed because the scanner was down).
+    Rescan {
+        reference: String,
+        /// Wait for the outcome (exit 3 unless approved).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Release a quarantined artifact (admin), with a justification kept in the audit log.
+    Release {
+        reference: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Policy exceptions: waivers of a vulnerability or a package.
+    Exceptions {
+        #[command(subcommand)]
+        command: commands::ExceptionCommand,
+    },
     /// Verify a signature of FILE offline (Arca's or a publisher's): DER or base64 signature,
     /// PEM chain (signing certificate first); with --trust, the chain must lead to a CA in BUNDLE.
     Verify {
-        file: std::path::PathBuf,
+        file: PathBuf,
         #[arg(long)]
-        signature: std::path::PathBuf,
+        signature: PathBuf,
         #[arg(long)]
-        chain: std::path::PathBuf,
+        chain: PathBuf,
         #[arg(long)]
-        trust: Option<std::path::PathBuf>,
+        trust: Option<PathBuf>,
     },
     /// The audit log, offline.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Operator commands run on the server's machine.
+    /// Operator commands.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Print shell completions (bash, zsh, fish, …).
+    Completion { shell: clap_complete::Shell },
+    /// Print the server's OpenAPI document (what `/api/openapi.json` serves).
+    #[command(hide = true)]
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -82,14 +120,14 @@ enum AuditCommand {
     Verify {
         /// The NDJSON export.
         #[arg(long)]
-        log: std::path::PathBuf,
+        log: PathBuf,
         /// The checkpoints document (JSON).
         #[arg(long)]
-        checkpoints: std::path::PathBuf,
+        checkpoints: PathBuf,
         /// The checkpoint signer's public key (PEM), obtained independently of the export;
         /// without it, the key in the checkpoints document is used.
         #[arg(long)]
-        public_key: Option<std::path::PathBuf>,
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -100,10 +138,10 @@ enum AdminCommand {
     /// Import a Trivy vulnerability DB (a directory with trivy.db and metadata.json), air-gapped.
     /// A running server notices the new DB and rescans approved artifacts.
     TrivyDbImport {
-        source: std::path::PathBuf,
+        source: PathBuf,
         /// Trivy cache dir of the server.
         #[arg(long, env = "ARCA_TRIVY_CACHE_DIR", default_value = "./arca-data/trivy")]
-        cache_dir: std::path::PathBuf,
+        cache_dir: PathBuf,
     },
 }
 
@@ -118,9 +156,10 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("arca: error: {}", shared::web::function::first_line(&e.to_string()));
-            return ExitCode::from(2);
+            return ExitCode::from(exit::USAGE);
         }
     };
+    let out = Out { format: cli.output };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -128,50 +167,69 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(*args).await,
-            Command::Login { server, username, ca_cert } => client::login(&server, &username, ca_cert.as_deref()).await,
-            Command::Push { file, name, version, labels } => artifacts::push(&file, &name, &version, &labels).await,
-            Command::Pull { reference, output } => artifacts::pull(&reference, output).await,
-            Command::Status { reference } => artifacts::status(&reference).await,
-            Command::Verify { file, signature, chain, trust } => {
-                artifacts::verify(&file, &signature, &chain, trust.as_deref()).await
+    match runtime.block_on(run(cli.command, &out)) {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(failure) => {
+            if out.json() {
+                let document = failure.result.clone().unwrap_or_else(|| failure.to_json());
+                println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
             }
-            Command::Admin { command: AdminCommand::Resign } => {
-                let client = client::Client::connect().await?;
-                let response = client.request(reqwest::Method::POST, "/api/admin/resign").send().await?;
-                if !response.status().is_success() {
-                    return Err(client::problem(response).await);
-                }
-                let body: serde_json::Value = response.json().await?;
-                println!("re-signed {} approved artifacts", body["resigned"]);
-                Ok(())
-            }
-            Command::Admin { command: AdminCommand::TrivyDbImport { source, cache_dir } } => {
-                let cache_dir = shared::core::config::absolute("--cache-dir", &cache_dir)?;
-                let trivy = std::env::var_os("ARCA_TRIVY").map(std::path::PathBuf::from);
-                let updated_at = shared::core::scan::trivydb::import(&source, &cache_dir, trivy.as_deref()).await?;
-                println!("vulnerability DB imported into {} (UpdatedAt {updated_at})", cache_dir.display());
-                Ok(())
-            }
-            Command::Audit { command: AuditCommand::Verify { log, checkpoints, public_key } } => {
-                audit_verify(&log, &checkpoints, public_key.as_deref())
-            }
-            Command::Whoami => {
-                let me = client::Client::connect().await?.get_json("/api/auth/me").await?;
-                let roles: Vec<&str> =
-                    me["roles"].as_array().into_iter().flatten().filter_map(|r| r.as_str()).collect();
-                println!("{} ({})", me["username"].as_str().unwrap_or("?"), roles.join(", "));
-                Ok(())
-            }
+            eprintln!("arca: error: {:#}", failure.error);
+            ExitCode::from(failure.exit)
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("arca: error: {e:#}");
-            ExitCode::FAILURE
+    }
+}
+
+async fn run(command: Command, out: &Out) -> Outcome {
+    match command {
+        Command::Serve(args) => Ok(serve::run(*args).await?),
+        Command::Login(args) => session::login(args, out).await,
+        Command::Whoami => commands::whoami(out).await,
+        Command::Token { command } => commands::token(command, out).await,
+        Command::Push { file, name, version, labels, description } => {
+            artifacts::push(&file, &name, &version, &labels, &description, out).await
+        }
+        Command::Pull { reference, output_file } => artifacts::pull(&reference, output_file, out).await,
+        Command::Status { reference } => artifacts::status(&reference, out).await,
+        Command::Ls(args) => artifacts::ls(args, out).await,
+        Command::Show { reference } => artifacts::show(&reference, out).await,
+        Command::ScanResults { reference } => artifacts::scan_results(&reference, out).await,
+        Command::Rescan { reference, wait } => artifacts::rescan(&reference, wait, out).await,
+        Command::Release { reference, reason } => artifacts::release(&reference, &reason, out).await,
+        Command::Exceptions { command } => commands::exceptions(command, out).await,
+        Command::Verify { file, signature, chain, trust } => {
+            artifacts::verify(&file, &signature, &chain, trust.as_deref(), out).await
+        }
+        Command::Admin { command: AdminCommand::Resign } => {
+            let resigned = session::connect().await?.resign().await?;
+            out.emit(&resigned, || format!("re-signed {} approved artifacts", resigned.resigned));
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::TrivyDbImport { source, cache_dir } } => {
+            let cache_dir = shared::core::config::absolute("--cache-dir", &cache_dir)?;
+            let trivy = std::env::var_os("ARCA_TRIVY").map(PathBuf::from);
+            let updated_at = shared::core::scan::trivydb::import(&source, &cache_dir, trivy.as_deref()).await?;
+            let result = serde_json::json!({"cache_dir": cache_dir, "updated_at": updated_at.to_string()});
+            out.emit(&result, || {
+                format!("vulnerability DB imported into {} (UpdatedAt {updated_at})", cache_dir.display())
+            });
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { log, checkpoints, public_key } } => {
+            audit_verify(&log, &checkpoints, public_key.as_deref(), out)
+        }
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "arca", &mut script);
+            let script = String::from_utf8_lossy(&script).into_owned();
+            let result = serde_json::json!({"shell": shell.to_string(), "script": script});
+            out.emit(&result, || script.clone());
+            Ok(())
+        }
+        Command::Openapi => {
+            let document = shared::web::openapi::document();
+            println!("{}", serde_json::to_string_pretty(document).map_err(anyhow::Error::from)?);
+            Ok(())
         }
     }
 }
@@ -181,7 +239,8 @@ fn audit_verify(
     log: &std::path::Path,
     checkpoints: &std::path::Path,
     public_key: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+    out: &Out,
+) -> Outcome {
     use anyhow::Context;
     use p256::pkcs8::DecodePublicKey;
     let text = std::fs::read_to_string(log).with_context(|| format!("cannot read {}", log.display()))?;
@@ -206,8 +265,16 @@ fn audit_verify(
     };
     let key = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem).context("the public key is not a P-256 PEM key")?;
     let result = shared::core::audit::verify_entries(&entries, &list, Some(&key));
-    println!("{}", serde_json::to_string_pretty(&result)?);
-    anyhow::ensure!(result.valid, "the audit log does not verify");
+    // The verification report is JSON in both modes.
+    if !result.valid {
+        let report = serde_json::to_value(&result).map_err(anyhow::Error::from)?;
+        if !out.json() {
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        }
+        let error = anyhow::anyhow!("the audit log does not verify");
+        return Err(Failure { exit: exit::ERROR, error, result: Some(report) });
+    }
+    out.emit(&result, || serde_json::to_string_pretty(&result).unwrap_or_default());
     Ok(())
 }
 

@@ -47,46 +47,39 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
     let sha256 = text.rsplit("= ").next().unwrap_or("").trim().to_owned();
 
     let http = client(&server)?;
-    let token = server.login(&http).await?;
-    let created: serde_json::Value = http
-        .post(format!("{}/api/artifacts", server.url))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"name": "bench", "version": "1", "filename": "bench.bin", "size": SIZE, "sha256": sha256}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let url = created["upload"]["url"].as_str().unwrap_or_default().to_owned();
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    let cert = std::fs::read(server.dir.path().join("data/tls/cert.pem"))?;
+    let api = arca_client::Client::builder(&server.url).pin_pem(cert).http1_only().build()?;
+    api.login("admin", crate::server::PASSWORD).await?;
+    let declared = arca_client::NewArtifact {
+        name: "bench".to_owned(),
+        version: "1".to_owned(),
+        filename: "bench.bin".to_owned(),
+        size: SIZE,
+        sha256,
+        labels: Default::default(),
+        description: String::new(),
+    };
+    let created = api.create_artifact(&declared).await?;
+    let id = created.artifact.id;
+    let source = arca_client::Source::File(file.clone());
     let started = Instant::now();
-    let stream = tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::open(&file).await?, 1 << 20);
-    let response =
-        http.put(&url).header("content-length", SIZE).body(reqwest::Body::wrap_stream(stream)).send().await?;
+    api.upload(&id, &created.upload, &source, SIZE, &Default::default()).await?;
     let upload = started.elapsed().as_secs_f64();
-    anyhow::ensure!(response.status() == 200, "upload failed: {}", response.text().await?);
     println!(
         "upload 1 GiB: arca {upload:.2} s ({:.0} MiB/s) vs openssl dgst -sha256 {openssl:.2} s -> {:.2}x  [target <= 2x]",
         1024.0 / upload,
         upload / openssl
     );
-    http.post(format!("{}/api/artifacts/{id}/complete", server.url)).bearer_auth(&token).send().await?;
-    loop {
-        let a: serde_json::Value =
-            http.get(format!("{}/api/artifacts/{id}", server.url)).bearer_auth(&token).send().await?.json().await?;
-        if a["status"] == "approved" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    api.complete(&id).await?;
+    let done = api.wait_final(&id, std::time::Duration::from_secs(3600), None).await?;
+    anyhow::ensure!(done.status == arca_client::Status::Approved, "bench artifact is {}", done.status);
 
     let nginx = Nginx::start(&server, &file)?;
     let mut arca_times = Vec::new();
     let mut nginx_times = Vec::new();
     for _ in 0..2 {
         let started = Instant::now();
-        let n =
-            drain(http.get(format!("{}/api/artifacts/{id}/download", server.url)).bearer_auth(&token).send().await?)
-                .await?;
+        let n = drain(api.request(&arca_client::endpoints::DOWNLOAD, &[&id]).send().await?).await?;
         anyhow::ensure!(n == SIZE);
         arca_times.push(started.elapsed().as_secs_f64());
         let started = Instant::now();

@@ -51,36 +51,24 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
             .build(),
     );
     let _ = sdk.create_bucket().bucket("bench-direct").send().await;
-    let http = server.client()?;
-    let token = server.login(&http).await?;
-    let store_client = reqwest::Client::new();
+    let api = server.api().await?;
+    let source = arca_client::Source::File(file.clone());
     let (mut arca_times, mut sdk_times) = (Vec::new(), Vec::new());
     for round in 0..3 {
         let started = Instant::now();
-        let created: serde_json::Value = http
-            .post(format!("{}/api/artifacts", server.url))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"name": "bench", "version": round.to_string(), "filename": "bench.bin", "size": SIZE, "sha256": sha256}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = created["id"].as_str().unwrap_or_default().to_owned();
-        let upload = &created["upload"];
-        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-            tokio::fs::File::open(&file).await?,
-            1 << 20,
-        ));
-        let mut put =
-            store_client.put(upload["url"].as_str().unwrap_or_default()).header("content-length", SIZE).body(body);
-        for (k, v) in upload["headers"].as_object().into_iter().flatten() {
-            put = put.header(k.as_str(), v.as_str().unwrap_or_default());
-        }
-        let response = put.send().await?;
-        anyhow::ensure!(response.status().is_success(), "presigned PUT: {}", response.text().await?);
-        let response =
-            http.post(format!("{}/api/artifacts/{id}/complete", server.url)).bearer_auth(&token).send().await?;
-        anyhow::ensure!(response.status().is_success(), "complete: {}", response.text().await?);
+        let declared = arca_client::NewArtifact {
+            name: "bench".to_owned(),
+            version: round.to_string(),
+            filename: "bench.bin".to_owned(),
+            size: SIZE,
+            sha256: sha256.clone(),
+            labels: Default::default(),
+            description: String::new(),
+        };
+        let created = api.create_artifact(&declared).await?;
+        anyhow::ensure!(!created.upload.is_multipart(), "expected one presigned PUT");
+        api.upload(&created.artifact.id, &created.upload, &source, SIZE, &Default::default()).await?;
+        api.complete(&created.artifact.id).await?;
         arca_times.push(started.elapsed().as_secs_f64());
 
         let started = Instant::now();

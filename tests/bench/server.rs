@@ -66,6 +66,14 @@ impl Server {
             .build()?)
     }
 
+    /// The typed client, signed in as admin, trusting only this server's certificate.
+    pub async fn api(&self) -> anyhow::Result<arca_client::Client> {
+        let cert = std::fs::read(self.dir.path().join("data/tls/cert.pem"))?;
+        let api = arca_client::Client::builder(&self.url).pin_pem(cert).build()?;
+        api.login("admin", PASSWORD).await?;
+        Ok(api)
+    }
+
     pub async fn login(&self, client: &reqwest::Client) -> anyhow::Result<String> {
         let body: serde_json::Value = client
             .post(format!("{}/api/auth/login", self.url))

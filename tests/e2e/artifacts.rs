@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use arca_client::{endpoints, NewArtifact, PushOptions, Source, Status};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use futures::StreamExt;
@@ -35,54 +36,54 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Creates an artifact; returns (id, upload url).
 pub async fn create(arca: &Arca, token: &str, name: &str, size: u64, sha256: &str) -> (String, String) {
-    let response = arca
-        .call(
-            Method::POST,
-            "/api/artifacts",
-            Some(token),
-            Some(json!({"name": name, "version": "1.0.0", "filename": format!("{name}.bin"), "size": size, "sha256": sha256, "labels": {"team": "qa"}})),
-        )
-        .await;
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "pending_upload");
-    assert_eq!(body["upload"]["method"], "PUT");
-    (body["id"].as_str().unwrap().to_owned(), body["upload"]["url"].as_str().unwrap().to_owned())
+    let declared = NewArtifact {
+        name: name.to_owned(),
+        version: "1.0.0".to_owned(),
+        filename: format!("{name}.bin"),
+        size,
+        sha256: sha256.to_owned(),
+        labels: [("team".to_owned(), "qa".to_owned())].into(),
+        description: String::new(),
+    };
+    let created =
+        arca.api(Some(token)).create_artifact(&declared).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
+    assert_eq!(created.artifact.status, Status::PendingUpload);
+    assert_eq!(created.upload.method, "PUT");
+    (created.artifact.id, created.upload.url)
 }
 
 pub async fn put(arca: &Arca, url: &str, bytes: Vec<u8>) -> reqwest::Response {
-    arca.client.put(url).header("content-type", "application/octet-stream").body(bytes).send().await.unwrap()
+    let len = bytes.len() as u64;
+    arca.api(None).put_to(url, &Default::default(), len, bytes.into()).await.unwrap()
 }
 
 pub async fn complete(arca: &Arca, token: &str, id: &str) -> reqwest::Response {
-    arca.call(Method::POST, &format!("/api/artifacts/{id}/complete"), Some(token), None).await
+    arca.api(Some(token)).request(&endpoints::COMPLETE_UPLOAD, &[id]).send().await.unwrap()
 }
 
 pub async fn status_of(arca: &Arca, token: &str, id: &str) -> Value {
-    arca.call(Method::GET, &format!("/api/artifacts/{id}"), Some(token), None).await.json().await.unwrap()
+    serde_json::to_value(arca.api(Some(token)).artifact(id).await.unwrap()).unwrap()
 }
 
 pub async fn wait_final(arca: &Arca, token: &str, id: &str) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..300 {
-        last = status_of(arca, token, id).await;
-        if ["approved", "quarantined", "failed"].contains(&last["status"].as_str().unwrap_or("")) {
-            return last;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    match arca.api(Some(token)).wait_final(id, Duration::from_secs(60), None).await {
+        Ok(done) => serde_json::to_value(done).unwrap(),
+        Err(e) => panic!("artifact {id} did not reach a final status: {e}"),
     }
-    panic!("artifact {id} did not reach a final status: {last}");
 }
 
-/// Create, upload, complete, wait: the artifact's id.
+/// Create, upload, complete, wait (the client's push flow): the artifact's id.
 pub async fn publish(arca: &Arca, token: &str, name: &str, bytes: Vec<u8>) -> String {
-    let (id, url) = create(arca, token, name, bytes.len() as u64, &sha256_hex(&bytes)).await;
-    let response = put(arca, &url, bytes).await;
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    assert_eq!(complete(arca, token, &id).await.status(), 200);
-    let done = wait_final(arca, token, &id).await;
-    assert_eq!(done["status"], "approved", "{done}");
-    id
+    let options = PushOptions {
+        filename: Some(format!("{name}.bin")),
+        labels: [("team".to_owned(), "qa".to_owned())].into(),
+        resume: false,
+        wait: Some(Duration::from_secs(60)),
+        ..PushOptions::default()
+    };
+    let done = arca.api(Some(token)).push(name, "1.0.0", &Source::bytes(bytes), &options).await.unwrap();
+    assert_eq!(done.status, Status::Approved, "{done:?}");
+    done.id
 }
 
 async fn download(arca: &Arca, token: &str, id: &str, range: Option<&str>) -> reqwest::Response {

@@ -351,6 +351,19 @@ impl Arca {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// The typed API client (`arca-client`), trusting only this server's certificate,
+    /// sending `token` (if any) as the bearer.
+    pub fn api(&self, token: Option<&str>) -> arca_client::Client {
+        let mut builder = arca_client::Client::builder(&self.url);
+        if let (true, Ok(pem)) = (self.url.starts_with("https://"), std::fs::read(self.data_dir.join("tls/cert.pem"))) {
+            builder = builder.pin_pem(pem);
+        }
+        if let Some(token) = token {
+            builder = builder.token(token);
+        }
+        builder.build().unwrap()
+    }
+
     /// Logs in and returns an access token.
     pub async fn login(&self, username: &str, password: &str) -> String {
         let response = self

@@ -8,10 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::artifacts::{complete, put, sha256_hex, wait_final};
+use crate::artifacts::wait_final;
 use crate::helpers::{Arca, Backend, ADMIN_PASSWORD};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,20 +299,29 @@ fn find_named(dir: &Path, name: &str, found: &mut Vec<String>) {
 }
 
 async fn submit(arca: &Arca, token: &str, name: &str, filename: &str, bytes: Vec<u8>) -> (Value, Duration) {
-    let r = arca
-        .call(
-            Method::POST,
-            "/api/artifacts",
-            Some(token),
-            Some(json!({"name": name, "version": "1.0.0", "filename": filename, "size": bytes.len(), "sha256": sha256_hex(&bytes)})),
-        )
-        .await;
-    assert_eq!(r.status(), 201, "{name}: {}", r.text().await.unwrap());
-    let created: Value = r.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!(put(arca, created["upload"]["url"].as_str().unwrap(), bytes).await.status(), 200, "{name}");
+    let api = arca.api(Some(token));
+    let options = arca_client::PushOptions {
+        filename: Some(filename.to_owned()),
+        resume: false,
+        wait: None,
+        ..Default::default()
+    };
+    let source = arca_client::Source::bytes(bytes);
+    let (sha256, size) = source.digest(None).await.unwrap();
+    let declared = arca_client::NewArtifact {
+        name: name.to_owned(),
+        version: "1.0.0".to_owned(),
+        filename: filename.to_owned(),
+        size,
+        sha256,
+        labels: Default::default(),
+        description: String::new(),
+    };
+    let created = api.create_artifact(&declared).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let id = created.artifact.id;
+    api.upload(&id, &created.upload, &source, size, &options).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     let started = Instant::now();
-    assert_eq!(complete(arca, token, &id).await.status(), 200, "{name}");
+    api.complete(&id).await.unwrap_or_else(|e| panic!("{name}: {e}"));
     let done = wait_final(arca, token, &id).await;
     (done, started.elapsed())
 }

@@ -83,19 +83,12 @@ fn parts_of<'a>(upload: &Value, bytes: &'a [u8]) -> Vec<(u64, &'a [u8])> {
     bytes.chunks(part_size).enumerate().map(|(i, c)| (i as u64 + 1, c)).collect()
 }
 
-/// Uploads all of `bytes` to the target the create answer gave.
+/// Uploads all of `bytes` to the target the create answer gave (the client's flow: one
+/// presigned PUT, or the parts, each bound to its SHA-256).
 async fn upload(arca: &Arca, token: &str, id: &str, target: &Value, bytes: &[u8]) {
-    if target["method"] == "MULTIPART" {
-        let parts = parts_of(target, bytes);
-        assert_eq!(parts.len() as u64, target["multipart"]["part_count"].as_u64().unwrap());
-        for (part, presigned) in parts.iter().zip(part_targets(arca, token, id, &parts).await) {
-            let r = send(&presigned, part.1.to_vec()).await;
-            assert_eq!(r.status(), 200, "part {}: {}", part.0, r.text().await.unwrap());
-        }
-    } else {
-        let r = send(target, bytes.to_vec()).await;
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    }
+    let target: arca_client::UploadTarget = serde_json::from_value(target.clone()).unwrap();
+    let source = arca_client::Source::bytes(bytes.to_vec());
+    arca.api(Some(token)).upload(id, &target, &source, bytes.len() as u64, &Default::default()).await.unwrap();
 }
 
 async fn download(arca: &Arca, token: &str, id: &str) -> reqwest::Response {
@@ -245,15 +238,25 @@ async fn s3_multipart_resumes_and_reconciler_cleans_up() {
     assert_eq!(r.status(), 409);
     assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("1 of 5 parts"));
     assert_eq!(status_of(&arca, &admin, &id).await["status"], "pending_upload");
-    // Resume after a restart: the same upload continues.
+    // Resume after a restart: pushing the same bytes again continues the same upload
+    // (the client's push flow skips the part the store holds).
     let arca = arca.restart().await;
     let admin = arca.login("admin", ADMIN_PASSWORD).await;
-    let rest = part_targets(&arca, &admin, &id, &parts[1..]).await;
-    for (part, target) in parts[1..].iter().zip(rest) {
-        assert_eq!(send(&target, part.1.to_vec()).await.status(), 200);
-    }
-    assert_eq!(complete(&arca, &admin, &id).await.status(), 200);
-    assert_eq!(wait_final(&arca, &admin, &id).await["status"], "approved");
+    let notes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = notes.clone();
+    let options = arca_client::PushOptions {
+        filename: Some("resumed.bin".into()),
+        progress: Some(std::sync::Arc::new(move |r: &arca_client::Report<'_>| {
+            if let Some(m) = r.message {
+                seen.lock().unwrap().push(m.to_owned());
+            }
+        })),
+        ..Default::default()
+    };
+    let source = arca_client::Source::bytes(bytes.clone());
+    let done = arca.api(Some(&admin)).push("resumed", "1.0.0", &source, &options).await.unwrap();
+    assert_eq!((done.id.as_str(), done.status), (id.as_str(), arca_client::Status::Approved));
+    assert!(notes.lock().unwrap().iter().any(|n| n == "1 of 5 parts already uploaded"), "{notes:?}");
 
     // Deleting an artifact mid-upload aborts its multipart upload.
     let big = payload(64 * MIB + 1, 10);

@@ -16,21 +16,16 @@ use crate::helpers::{eventually, Arca, Backend, Trivy, ADMIN_PASSWORD};
 
 /// Uploads `bytes` as `name` (file name `filename`), completes, and waits for the outcome.
 async fn submit(arca: &Arca, token: &str, name: &str, filename: &str, bytes: Vec<u8>) -> (String, Value) {
-    let response = arca
-        .call(
-            Method::POST,
-            "/api/artifacts",
-            Some(token),
-            Some(json!({"name": name, "version": "1.0.0", "filename": filename, "size": bytes.len(), "sha256": sha256_hex(&bytes)})),
-        )
-        .await;
-    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    let created: Value = response.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
-    assert_eq!(put(arca, created["upload"]["url"].as_str().unwrap(), bytes).await.status(), 200);
-    assert_eq!(complete(arca, token, &id).await.status(), 200);
-    let done = wait_final(arca, token, &id).await;
-    (id, done)
+    let options = arca_client::PushOptions {
+        filename: Some(filename.to_owned()),
+        resume: false,
+        wait: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let source = arca_client::Source::bytes(bytes);
+    let done =
+        arca.api(Some(token)).push(name, "1.0.0", &source, &options).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    (done.id.clone(), serde_json::to_value(done).unwrap())
 }
 
 async fn results(arca: &Arca, token: &str, id: &str) -> Value {

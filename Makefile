@@ -1,18 +1,27 @@
 # Arca: the two README commands.
-#   make run   build and start `arca serve` on embedded defaults (HTTPS, SQLite, local files)
-#   make test  install/start what the tests need (PostgreSQL, MinIO, Trivy) and run every test
+#   make run   build the web app and the server, start `arca serve` on embedded defaults
+#              (HTTPS on 127.0.0.1:8443, SQLite, encrypted local files, ./arca-data)
+#   make test  install/start what the tests need (PostgreSQL, MinIO, Trivy, …) and run every test
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/arca/target
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test build bench clean-data
+.PHONY: run test build web bench fuzz clean-data
 
+# The same build as `make test` (every binary of the workspace, one feature set), so that
+# `make run` after `make test` starts without compiling.
 build:
-	$(CARGO) build --locked -p arca-cli
+	$(CARGO) build --workspace --bins --locked
 
-# Trivy comes from scripts/tools.sh (built once from the Go module proxy) unless ARCA_TRIVY is set.
-run: build
-	ARCA_TRIVY=$${ARCA_TRIVY:-$$(scripts/tools.sh trivy)} $(CARGO_TARGET_DIR)/debug/arca serve $(ARGS)
+# npm ci and vite build, each skipped when nothing changed (scripts/web.sh).
+web:
+	scripts/web.sh build
+
+# Trivy: $ARCA_TRIVY, else a `trivy` on PATH at the supported version, else built once
+# from the Go module proxy (scripts/tools.sh, cached in ~/.cache/arca/tools).
+run: build web
+	ARCA_TRIVY=$${ARCA_TRIVY:-$$(scripts/tools.sh trivy --prefer-path)} \
+	  $(CARGO_TARGET_DIR)/debug/arca serve --web-dir frontend/dist $(ARGS)
 
 test:
 	scripts/test.sh
@@ -23,3 +32,7 @@ clean-data:
 # Benchmarks: each figure next to its baseline, measured in the same run.
 bench:
 	scripts/bench.sh
+
+# Property-based API fuzzing (schemathesis) against a running `arca serve`.
+fuzz:
+	scripts/fuzz.sh

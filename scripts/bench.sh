@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx; }
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
-cargo build --locked -p arca-cli -p arca-e2e --bins
+cargo build --locked --workspace --bins
 ARCA_BENCH_TRIVY=$(scripts/tools.sh trivy)
 export ARCA_BENCH_TRIVY
 WORK=$(mktemp -d /tmp/arca-bench.XXXXXX)
@@ -17,5 +17,5 @@ MINIO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0
 scripts/minio.sh start "$WORK/minio" "$MINIO_PORT"
 export ARCA_BENCH_S3_ENDPOINT=http://127.0.0.1:$MINIO_PORT
 echo "== build: dev profile (dependencies and the arca-shared library optimised at -O2)"
-scripts/bench-startup.sh "$CARGO_TARGET_DIR/debug/arca"
+ARCA_TRIVY=$ARCA_BENCH_TRIVY scripts/bench-startup.sh "$CARGO_TARGET_DIR/debug/arca" "$ARCA_BENCH_TRIVY_DB"
 "$CARGO_TARGET_DIR/debug/arca-bench" "$CARGO_TARGET_DIR/debug/arca" "$@"

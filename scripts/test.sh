@@ -37,7 +37,10 @@ PG_BIN=$(scripts/pg.sh bin)
 MINIO_BIN=$(scripts/tools.sh minio)
 TRIVY_BIN=$(scripts/tools.sh trivy)
 COSIGN_BIN=$(scripts/tools.sh cosign)
+REGISTRY_BIN=$(scripts/tools.sh registry)
+ORAS_BIN=$(scripts/tools.sh oras)
 export ARCA_TEST_PG_BIN=$PG_BIN ARCA_TEST_MINIO_BIN=$MINIO_BIN ARCA_TEST_TRIVY=$TRIVY_BIN ARCA_TEST_COSIGN=$COSIGN_BIN
+export ARCA_TEST_REGISTRY=$REGISTRY_BIN ARCA_TEST_ORAS=$ORAS_BIN
 
 if [ ${#only[@]} -eq 0 ]; then
   step "format and lint"

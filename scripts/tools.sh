@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Build the external tools the tests run, from the Go module proxy at pinned versions.
 # Idempotent: a tool already built at its pinned version is reused (cached under ~/.cache/arca).
-#   scripts/tools.sh minio|trivy|cosign   prints the path of the binary
+#   scripts/tools.sh minio|trivy|cosign|registry|oras   prints the path of the binary
+#   scripts/tools.sh trivy --prefer-path               a `trivy` on PATH at the supported
+#                                                      version (TRIVY_VERSION's minor) if any
 set -euo pipefail
 
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 TRIVY_VERSION=0.74.0
 COSIGN_VERSION=v2.6.5
+# An OCI registry and its client, for the Trivy DB download tests (a local mirror on loopback).
+REGISTRY_VERSION=v3.1.2
+ORAS_VERSION=v1.3.6
 
 CACHE=${ARCA_TOOLS_CACHE:-$HOME/.cache/arca}
 export GOPATH=$CACHE/go
@@ -31,10 +36,23 @@ case ${1:-} in
   minio)
     build minio "$MINIO_VERSION" go install "github.com/minio/minio@$MINIO_VERSION" ;;
   trivy)
+    if [ "${2:-}" = "--prefer-path" ] && on_path=$(command -v trivy); then
+      found=$("$on_path" --version 2>/dev/null | sed -n 's/^Version: *//p' | head -n1)
+      if [ "${found%.*}" = "${TRIVY_VERSION%.*}" ]; then
+        echo "$on_path"
+        exit 0
+      fi
+      echo "trivy on PATH is ${found:-of unknown version}; Arca supports ${TRIVY_VERSION%.*}.x: building $TRIVY_VERSION" >&2
+    fi
     GOEXPERIMENT=jsonv2 CGO_ENABLED=0 build trivy "$TRIVY_VERSION" go install \
       -ldflags "-s -w -X github.com/aquasecurity/trivy/pkg/version/app.ver=$TRIVY_VERSION" \
       "github.com/aquasecurity/trivy/cmd/trivy@v$TRIVY_VERSION" ;;
   cosign)
     CGO_ENABLED=0 build cosign "$COSIGN_VERSION" go install "github.com/sigstore/cosign/v2/cmd/cosign@$COSIGN_VERSION" ;;
-  *) echo "usage: $0 minio|trivy|cosign" >&2; exit 2 ;;
+  registry)
+    CGO_ENABLED=0 build registry "$REGISTRY_VERSION" go install \
+      "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" ;;
+  oras)
+    CGO_ENABLED=0 build oras "$ORAS_VERSION" go install "oras.land/oras/cmd/oras@$ORAS_VERSION" ;;
+  *) echo "usage: $0 minio|trivy|cosign|registry|oras" >&2; exit 2 ;;
 esac

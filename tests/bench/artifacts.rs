@@ -70,6 +70,24 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
         1024.0 / upload,
         upload / openssl
     );
+    // The same upload with curl -T, over HTTP/1.1 and over HTTP/2 (ALPN), alternated twice.
+    let mut by_protocol = [Vec::new(), Vec::new()];
+    for round in 0..2 {
+        for (i, protocol) in ["--http1.1", "--http2"].into_iter().enumerate() {
+            let declared = arca_client::NewArtifact { version: format!("curl-{round}-{i}"), ..declared.clone() };
+            let target = api.create_artifact(&declared).await?.upload;
+            by_protocol[i].push(curl_put(&target, &file, protocol, &server)?);
+        }
+    }
+    let (h1, h2) = (best(&by_protocol[0]), best(&by_protocol[1]));
+    println!(
+        "upload 1 GiB with curl -T: HTTP/1.1 {h1:.2} s ({:.0} MiB/s), HTTP/2 {h2:.2} s ({:.0} MiB/s) -> HTTP/2 at {:.2}x HTTP/1.1 throughput, HTTP/1.1 at {:.2}x openssl dgst time  [target HTTP/2 >= 0.9x]",
+        1024.0 / h1,
+        1024.0 / h2,
+        h1 / h2,
+        h1 / openssl
+    );
+
     api.complete(&id).await?;
     let done = api.wait_final(&id, std::time::Duration::from_secs(3600), None).await?;
     anyhow::ensure!(done.status == arca_client::Status::Approved, "bench artifact is {}", done.status);
@@ -87,7 +105,6 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
         anyhow::ensure!(n == SIZE);
         nginx_times.push(started.elapsed().as_secs_f64());
     }
-    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let (a, n) = (best(&arca_times), best(&nginx_times));
     println!(
         "download 1 GiB: arca {a:.2} s ({:.0} MiB/s, decrypting) vs nginx {n:.2} s ({:.0} MiB/s) -> {:.2}x nginx throughput  [target >= 0.8x]",
@@ -96,6 +113,37 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
         n / a
     );
     Ok(())
+}
+
+fn best(times: &[f64]) -> f64 {
+    times.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// `curl -T FILE` to the upload target with its headers, forcing `protocol`; the seconds it took.
+fn curl_put(
+    target: &arca_client::UploadTarget,
+    file: &std::path::Path,
+    protocol: &str,
+    server: &Server,
+) -> anyhow::Result<f64> {
+    let mut command = Command::new("curl");
+    command
+        .args(["-sS", "-f", "-o", "/dev/null", "-w", "%{http_version}", protocol, "--cacert"])
+        .arg(server.dir.path().join("data/tls/cert.pem"))
+        .arg("-T")
+        .arg(file);
+    for (name, value) in &target.headers {
+        command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    command.arg(&target.url);
+    let started = Instant::now();
+    let out = command.output()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    anyhow::ensure!(out.status.success(), "curl {protocol}: {}", String::from_utf8_lossy(&out.stderr));
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let wanted = if protocol == "--http2" { "2" } else { "1.1" };
+    anyhow::ensure!(version == wanted, "curl {protocol} spoke HTTP/{version}");
+    Ok(elapsed)
 }
 
 /// nginx serving one file over HTTPS with Arca's certificate.

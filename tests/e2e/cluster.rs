@@ -273,6 +273,7 @@ impl Cluster {
                 env.extend([
                     ("ARCA_INGEST_TOKEN".into(), INGEST_TOKEN.into()),
                     ("K_SINK".into(), format!("http://127.0.0.1:{}/", self.broker.port)),
+                    ("ARCA_SINK_TOKEN_FILE".into(), sink_token_file(k).display().to_string()),
                 ]);
             }
             _ => {}
@@ -415,6 +416,15 @@ struct BrokerState {
     delivered: Mutex<Vec<(String, &'static str, u16, u16)>>,
     dead: Mutex<Vec<String>>,
     client: reqwest::Client,
+    /// The token the relay must present (Knative's OIDC token for the Broker, from a file
+    /// the test rotates), and how many publications it refused.
+    sink_token: Mutex<String>,
+    refused: AtomicUsize,
+}
+
+/// The file the relay reads its Broker token from.
+fn sink_token_file(keys: &Keys) -> PathBuf {
+    keys.dir.join("sink-token")
 }
 
 const MAX_DELIVERIES: u32 = 12;
@@ -427,6 +437,11 @@ async fn broker(State(state): State<Arc<BrokerState>>, headers: HeaderMap, body:
         return StatusCode::BAD_REQUEST; // binary mode only, as the relay sends it
     };
     assert_eq!(spec, "1.0");
+    let expected = format!("Bearer {}", state.sink_token.lock().unwrap());
+    if header("authorization").as_deref() != Some(expected.as_str()) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return StatusCode::UNAUTHORIZED;
+    }
     state.received.lock().unwrap().push((id.clone(), event_type.clone()));
     for (types, function, audience) in &state.triggers {
         if types.contains(&event_type.as_str()) {
@@ -564,6 +579,7 @@ async fn scalar(pool: &sqlx::PgPool, sql: &str, id: &str) -> i64 {
 async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
     let dir = tempfile::tempdir().unwrap();
     let keys = Arc::new(make_keys(dir.path()));
+    std::fs::write(sink_token_file(&keys), "first-sink-token\n").unwrap();
     let database = fresh_pg_database().await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
 
@@ -604,6 +620,8 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
         delivered: Mutex::new(Vec::new()),
         dead: Mutex::new(Vec::new()),
         client: reqwest::Client::new(),
+        sink_token: Mutex::new("first-sink-token".to_owned()),
+        refused: AtomicUsize::new(0),
     });
     serve(
         broker_listener,
@@ -782,6 +800,10 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
     assert_eq!(done["status"], "approved");
     assert_eq!(scalar(&pool, "SELECT COUNT(*) FROM scans WHERE artifact_id = $1", &slow).await, 1, "recorded once");
 
+    // The Broker's token rotates (Knative remounts the file): the relay reads the new one.
+    *cluster.broker.sink_token.lock().unwrap() = "second-sink-token".to_owned();
+    std::fs::write(sink_token_file(&cluster.keys), "second-sink-token\n").unwrap();
+
     // 3b) kill -9 the relay's replica (ingest) with events in flight: none is lost, and the
     // handlers (idempotent) record each artifact once.
     let mut burst = Vec::new();
@@ -876,8 +898,9 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
     let scan_replicas: std::collections::BTreeSet<u16> =
         delivered.iter().filter(|d| d.1 == "scan").map(|d| d.2).collect();
     eprintln!(
-        "broker: {} events received, {} deliveries, scan replicas delivered to: {scan_replicas:?}",
+        "broker: {} events received, {} deliveries, scan replicas delivered to: {scan_replicas:?}, {} publications refused (token rotation)",
         received.len(),
-        delivered.len()
+        delivered.len(),
+        cluster.broker.refused.load(Ordering::SeqCst)
     );
 }

@@ -75,3 +75,29 @@ async fn the_default_relative_data_dir_gets_an_artifact_approved_signed_and_pull
     assert!(out.status.success(), "pull: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read(cwd.join("pulled.tar.gz")).unwrap(), bytes);
 }
+
+/// `make run` takes a `trivy` already on PATH when it is the supported version (no build),
+/// and ignores one of another version.
+#[test]
+fn make_run_uses_a_trivy_on_path_at_the_supported_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = Trivy::from_env();
+    let tools = crate::helpers::repo_root().join("scripts/tools.sh");
+    let run = |version: &str| {
+        let path_dir = dir.path().join(version);
+        std::fs::create_dir_all(&path_dir).unwrap();
+        let fake = path_dir.join("trivy");
+        std::fs::write(&fake, format!("#!/bin/sh\necho 'Version: {version}'\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", path_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let out = Command::new("bash").arg(&tools).args(["trivy", "--prefer-path"]).env("PATH", path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (fake, std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    };
+    let (fake, chosen) = run("0.74.3");
+    assert_eq!(chosen, fake, "the supported trivy on PATH is used");
+    let (fake, chosen) = run("0.51.0");
+    assert_ne!(chosen, fake, "another version is not used");
+    assert_eq!(chosen, real.bin, "the pinned build is used instead");
+}

@@ -42,7 +42,7 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
 }
 

@@ -13,3 +13,4 @@ mod identity;
 mod s3;
 mod scanning;
 mod signing;
+mod trivy_db;

@@ -15,7 +15,7 @@ use crate::artifacts::{complete, create, put, sha256_hex, status_of, wait_final}
 use crate::helpers::{eventually, Arca, Backend, Trivy, ADMIN_PASSWORD};
 
 /// Uploads `bytes` as `name` (file name `filename`), completes, and waits for the outcome.
-async fn submit(arca: &Arca, token: &str, name: &str, filename: &str, bytes: Vec<u8>) -> (String, Value) {
+pub(crate) async fn submit(arca: &Arca, token: &str, name: &str, filename: &str, bytes: Vec<u8>) -> (String, Value) {
     let options = arca_client::PushOptions {
         filename: Some(filename.to_owned()),
         resume: false,
@@ -43,12 +43,12 @@ fn vuln_ids(results: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn download_status(arca: &Arca, token: &str, id: &str) -> u16 {
+pub(crate) async fn download_status(arca: &Arca, token: &str, id: &str) -> u16 {
     arca.call(Method::GET, &format!("/api/artifacts/{id}/download"), Some(token), None).await.status().as_u16()
 }
 
 /// Builds a Go program that uses golang.org/x/text at `version` (module info embedded).
-fn go_binary(dir: &Path, text_version: &str) -> Vec<u8> {
+pub(crate) fn go_binary(dir: &Path, text_version: &str) -> Vec<u8> {
     let module = dir.join(format!("gomod-{text_version}"));
     std::fs::create_dir_all(&module).unwrap();
     std::fs::write(
@@ -68,7 +68,7 @@ fn go_binary(dir: &Path, text_version: &str) -> Vec<u8> {
     std::fs::read(module.join("app")).unwrap()
 }
 
-fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn tar_gz(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
     for (name, data) in entries {
         let mut header = tar::Header::new_gnu();
@@ -91,6 +91,7 @@ async fn go_binaries_are_judged_by_their_modules() {
     assert!(done["status_reason"].as_str().unwrap().contains("CVE-2022-32149"), "{done}");
     assert_eq!(done["policy_reasons"][0]["rule"], "max_severity");
     assert_eq!(done["policy_reasons"][0]["finding"], "CVE-2022-32149");
+    let mut uploaded = done["size"].as_u64().unwrap();
     assert_eq!(done["scan"]["summary"]["high"], 1);
     assert_eq!(done["scan"]["trivy_version"], "0.74.0");
     assert_eq!(done["scan"]["db_updated_at"], "2026-01-01T00:00:00Z");
@@ -106,6 +107,7 @@ async fn go_binaries_are_judged_by_their_modules() {
 
     let (good, done) = submit(&arca, &admin, "app-new", "app", go_binary(dir.path(), "v0.3.8")).await;
     assert_eq!(done["status"], "approved", "{done}");
+    uploaded += done["size"].as_u64().unwrap();
     assert!(vuln_ids(&results(&arca, &admin, &good).await).is_empty());
     assert_eq!(download_status(&arca, &admin, &good).await, 200);
     let policy: Value = arca.call(Method::GET, "/api/policy", Some(&admin), None).await.json().await.unwrap();
@@ -113,6 +115,7 @@ async fn go_binaries_are_judged_by_their_modules() {
     let metrics = arca.call(Method::GET, "/api/metrics", Some(&admin), None).await.text().await.unwrap();
     assert!(metrics.contains("arca_scan_outcomes_total{outcome=\"quarantined\"} 1"), "{metrics}");
     assert!(metrics.contains("arca_scan_duration_seconds_count 2"));
+    assert!(metrics.contains(&format!("arca_upload_bytes_total {uploaded}")), "{metrics}");
 }
 
 /// 2) An AWS key pair in a tar.gz quarantines it; the key never comes back from the API.

@@ -200,6 +200,11 @@ pub struct ServerArgs {
     #[arg(long, env = "K_SINK", value_name = "URL", hide = true)]
     pub k_sink: Option<String>,
 
+    /// File holding the bearer token the relay presents to `K_SINK` (Knative's OIDC token,
+    /// mounted by the SinkBinding; read again for every batch, as it rotates).
+    #[arg(long, env = "ARCA_SINK_TOKEN_FILE", value_name = "FILE", hide = true)]
+    pub sink_token_file: Option<PathBuf>,
+
     /// JWKS (file) that verifies the Broker's sender tokens (Knative OIDC).
     #[arg(long, env = "ARCA_EVENT_JWKS", value_name = "FILE")]
     pub event_jwks: Option<PathBuf>,
@@ -397,7 +402,7 @@ pub struct EventConfig {
     pub lease: Duration,
     pub retry_base_ms: i64,
     /// The Broker (cluster): set, the outbox relay publishes to it.
-    pub sink: Option<String>,
+    pub sink: Option<crate::core::outbox::Sink>,
     /// JWKS file, issuer and audience of the Broker's sender tokens.
     pub jwks: Option<PathBuf>,
     pub issuer: Option<String>,
@@ -442,6 +447,7 @@ impl Config {
             ("ARCA_JWT_KEY", &mut args.jwt_key),
             ("ARCA_JWT_PUBLIC_KEY", &mut args.jwt_public_key),
             ("ARCA_EVENT_JWKS", &mut args.event_jwks),
+            ("ARCA_SINK_TOKEN_FILE", &mut args.sink_token_file),
             ("--web-dir (ARCA_WEB_DIR)", &mut args.web_dir),
         ] {
             if let Some(p) = path.as_mut() {
@@ -608,7 +614,11 @@ impl Config {
             events: EventConfig {
                 lease: Duration::from_secs(args.event_lease_secs),
                 retry_base_ms: args.event_retry_base_ms.clamp(1, 3_600_000),
-                sink: args.k_sink.clone().filter(|s| !s.is_empty()),
+                sink: args
+                    .k_sink
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .map(|url| crate::core::outbox::Sink { url, token_file: args.sink_token_file.clone() }),
                 jwks: args.event_jwks.clone(),
                 issuer: args.event_issuer.clone().filter(|s| !s.is_empty()),
                 audience: args.event_audience.clone().filter(|s| !s.is_empty()),

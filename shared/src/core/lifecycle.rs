@@ -17,6 +17,7 @@ pub trait Context {
     fn db(&self) -> &Db;
     fn bus(&self) -> &EventBus;
     fn audit(&self) -> &Audit;
+    fn metrics(&self) -> &crate::core::telemetry::Metrics;
 }
 
 impl<T: Context> Context for &T {
@@ -28,6 +29,9 @@ impl<T: Context> Context for &T {
     }
     fn audit(&self) -> &Audit {
         (**self).audit()
+    }
+    fn metrics(&self) -> &crate::core::telemetry::Metrics {
+        (**self).metrics()
     }
 }
 

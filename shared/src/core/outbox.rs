@@ -370,9 +370,28 @@ fn parse_payload(event: &Claimed) -> Option<Delivery> {
     Delivery::from_event(&parsed, u32::try_from(event.attempts + 1).unwrap_or(u32::MAX))
 }
 
+/// Where the relay publishes: the Broker's address, and the file of the token it presents.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub url: String,
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl Sink {
+    /// The bearer token, read now (Knative rotates the mounted file).
+    fn token(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.token_file else { return Ok(None) };
+        let token = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("ARCA_SINK_TOKEN_FILE {}: {e}", path.display()))?;
+        let token = token.trim();
+        anyhow::ensure!(!token.is_empty(), "ARCA_SINK_TOKEN_FILE {}: empty", path.display());
+        Ok(Some(token.to_owned()))
+    }
+}
+
 /// Publishes outbox events to the Broker (`K_SINK`) as binary-mode CloudEvents until the
 /// process ends. A 2xx answer marks an event delivered; anything else is retried.
-pub async fn run_relay(db: Db, bus: EventBus, sink: String, config: DeliveryConfig, dead: prometheus::IntCounter) {
+pub async fn run_relay(db: Db, bus: EventBus, sink: Sink, config: DeliveryConfig, dead: prometheus::IntCounter) {
     let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
         Ok(client) => client,
         Err(e) => {
@@ -396,10 +415,14 @@ pub async fn run_relay(db: Db, bus: EventBus, sink: String, config: DeliveryConf
             bus.wait(Duration::from_millis(1000)).await;
             continue;
         }
+        let token = sink.token();
         let sends = claimed.into_iter().map(|event| {
-            let (db, client, sink, config, dead) = (&db, &client, &sink, &config, &dead);
+            let (db, client, sink, config, dead, token) = (&db, &client, &sink.url, &config, &dead, &token);
             async move {
-                let result = publish(client, sink, &event).await;
+                let result = match token {
+                    Ok(token) => publish(client, sink, token.as_deref(), &event).await,
+                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
+                };
                 match settle(db, &event, &config.owner, &result, config.retry_base_ms).await {
                     Ok(true) => dead.inc(),
                     Ok(false) => {}
@@ -455,10 +478,14 @@ pub fn binary_request(
     Ok(request.header("content-type", event.datacontenttype().unwrap_or("application/json")).body(body))
 }
 
-async fn publish(client: &reqwest::Client, sink: &str, event: &Claimed) -> anyhow::Result<()> {
+async fn publish(client: &reqwest::Client, sink: &str, token: Option<&str>, event: &Claimed) -> anyhow::Result<()> {
     let parsed: cloudevents::Event =
         serde_json::from_str(&event.payload).map_err(|e| anyhow::anyhow!("unreadable outbox payload: {e}"))?;
-    let response = binary_request(client, sink, &parsed)?.send().await?;
+    let mut request = binary_request(client, sink, &parsed)?;
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
     anyhow::ensure!(response.status().is_success(), "the broker answered {}", response.status());
     Ok(())
 }

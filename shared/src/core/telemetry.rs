@@ -37,6 +37,8 @@ pub struct Metrics {
     pub trivy_db_age: IntGauge,
     /// Outbox events not delivered yet.
     pub outbox_depth: IntGauge,
+    /// Bytes of artifacts whose upload was verified (size and SHA-256 as declared).
+    pub upload_bytes: IntCounter,
 }
 
 impl Metrics {
@@ -83,8 +85,11 @@ impl Metrics {
             .expect("valid metric");
         let outbox_depth =
             IntGauge::new("arca_outbox_depth", "Lifecycle events not delivered yet").expect("valid metric");
+        let upload_bytes = IntCounter::new("arca_upload_bytes_total", "Bytes of artifacts whose upload was verified")
+            .expect("valid metric");
         for collector in [
-            Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(upload_bytes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(scan_duration.clone()),
             Box::new(scan_queue.clone()),
@@ -109,6 +114,7 @@ impl Metrics {
             audit_suppressed,
             trivy_db_age,
             outbox_depth,
+            upload_bytes,
         }
     }
 

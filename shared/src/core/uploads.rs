@@ -38,7 +38,9 @@ pub async fn finish(ctx: &impl Context, store: &BlobStore, lease: Duration, id: 
 async fn check_received(ctx: &impl Context, store: &BlobStore, row: &ArtifactRow) -> Result<(), ApiError> {
     let verified = row.received_sha256.as_deref() == Some(row.sha256.as_str()) && row.received_size == Some(row.size);
     if verified {
-        lifecycle::apply(ctx, Change::new(&row.id, Status::Verifying, Status::Scanning)).await?;
+        if lifecycle::apply(ctx, Change::new(&row.id, Status::Verifying, Status::Scanning)).await? {
+            ctx.metrics().upload_bytes.inc_by(row.size());
+        }
         return Ok(());
     }
     let reason = "received bytes do not match the declared size and sha256";
@@ -81,7 +83,9 @@ async fn verify_s3(
     if sha256 == row.sha256 && size == row.size {
         let change =
             Change::new(&row.id, Status::Verifying, Status::Scanning).effect(received).effect(Effect::ClearMultipart);
-        lifecycle::apply(ctx, change).await?;
+        if lifecycle::apply(ctx, change).await? {
+            ctx.metrics().upload_bytes.inc_by(row.size());
+        }
         return Ok(());
     }
     let reason =

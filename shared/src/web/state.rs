@@ -74,6 +74,9 @@ impl crate::core::lifecycle::Context for Core {
     fn audit(&self) -> &Audit {
         &self.audit
     }
+    fn metrics(&self) -> &crate::core::telemetry::Metrics {
+        &self.metrics
+    }
 }
 
 /// The access-token signing key (the `auth` function only).

@@ -904,3 +904,101 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
         cluster.broker.refused.load(Ordering::SeqCst)
     );
 }
+
+/// One entry of `knative/base/ingress/routes.yaml` (single-line flow mappings).
+struct EdgeRoute {
+    path: String,
+    methods: Option<Vec<String>>,
+    service: String,
+}
+
+fn edge_routes() -> Vec<EdgeRoute> {
+    let text = std::fs::read_to_string(crate::helpers::repo_root().join("knative/base/ingress/routes.yaml")).unwrap();
+    let field = |line: &str, name: &str, end: char| -> Option<String> {
+        let start = line.find(&format!("{name}: "))? + name.len() + 2;
+        let rest = &line[start..];
+        Some(rest[..rest.find(end)?].trim_matches(|c| c == '"' || c == '[' || c == ' ').to_owned())
+    };
+    let routes: Vec<EdgeRoute> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("- {"))
+        .map(|line| EdgeRoute {
+            path: field(line, "path", ',').unwrap_or_else(|| panic!("no path in {line}")),
+            methods: field(line, "methods", ']').map(|m| m.split(',').map(|s| s.trim().to_owned()).collect()),
+            service: field(line, "service", '}').unwrap_or_else(|| panic!("no service in {line}")),
+        })
+        .collect();
+    assert!(routes.len() > 20, "routes.yaml was not read: {} entries", routes.len());
+    routes
+}
+
+/// Whether an edge pattern (`{x}` one segment, trailing `/*` a prefix) covers a route template.
+fn edge_covers(pattern: &str, template: &str) -> bool {
+    let route: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+    let (pattern, prefix) = match pattern.strip_suffix("/*") {
+        Some(p) => (p, true),
+        None => (pattern, false),
+    };
+    let edge: Vec<&str> = pattern.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let lengths = if prefix { route.len() >= edge.len() } else { route.len() == edge.len() };
+    lengths && edge.iter().zip(&route).all(|(e, r)| e.starts_with('{') || e == r)
+}
+
+/// The cluster's edge (routes.yaml, from which the gateway config is generated) sends every
+/// public route to the function whose route table has it, and no internal route to a function.
+#[test]
+fn the_edge_routes_every_route_to_the_function_that_owns_it() {
+    let edge = edge_routes();
+    let functions = ["auth", "users", "audit", "upload", "artifacts", "download", "scan", "sign", "ingest"];
+    let route_to = |method: &str, path: &str| -> String {
+        edge.iter()
+            .find(|e| {
+                e.methods.as_ref().is_none_or(|m| m.iter().any(|x| x == method)) && edge_covers(&e.path, path)
+            })
+            .map_or_else(|| "unrouted".to_owned(), |e| e.service.clone())
+    };
+    let mut wrong = Vec::new();
+    /// The `ingest` function's state, as a type only (its route table is generic over it).
+    #[derive(Clone, axum::extract::FromRef)]
+    struct IngestState {
+        core: shared::web::state::Core,
+        blobs: shared::web::state::Blobs,
+        token: shared::web::state::IngestToken,
+        receiver: shared::web::state::Receiver,
+    }
+    let tables = shared::web::function::all_functions::<shared::web::state::ServeState>();
+    let ingest = shared::features::ingest::router::<IngestState>();
+    let specs = tables.iter().flat_map(|f| f.specs().map(move |s| (f.name, s)));
+    for (name, spec) in specs.chain(ingest.specs().map(|s| ("ingest", s))) {
+        {
+            let function_name = name;
+            let method = spec.method.to_string();
+            let service = route_to(&method, &spec.path);
+            let ok = if spec.internal {
+                !functions.contains(&service.as_str())
+            } else if function_name == "system" {
+                // health and the document: any function (all serve them); metrics and the
+                // probes: never through the edge (scraped and probed per pod)
+                if spec.path.ends_with("/metrics") || spec.path.starts_with("/health/") {
+                    service == "none"
+                } else {
+                    functions.contains(&service.as_str())
+                }
+            } else {
+                service == function_name
+            };
+            if !ok {
+                wrong.push(format!("{method} {} ({function_name}) -> {service}", spec.path));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "routes.yaml disagrees with the route tables:\n{}", wrong.join("\n"));
+    // And no edge entry points at a function for paths that function does not serve.
+    for entry in edge.iter().filter(|e| functions.contains(&e.service.as_str())) {
+        let served = tables.iter().filter(|f| f.name == entry.service || f.name == "system").any(|f| {
+            f.specs().any(|s| !s.internal && edge_covers(&entry.path, &s.path))
+        });
+        assert!(served, "routes.yaml sends {} to {}, which serves no such route", entry.path, entry.service);
+    }
+}

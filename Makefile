@@ -5,7 +5,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/arca/target
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test build bench clean-data
+.PHONY: run test build bench clean-data fuzz
 
 build:
 	$(CARGO) build --locked -p arca-cli
@@ -23,3 +23,7 @@ clean-data:
 # Benchmarks: each figure next to its baseline, measured in the same run.
 bench:
 	scripts/bench.sh
+
+# The API fuzzed from its OpenAPI document (schemathesis, every check): the long run.
+fuzz:
+	FUZZ_CASES=5000 scripts/fuzz.sh

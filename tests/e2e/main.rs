@@ -5,6 +5,7 @@
 mod artifacts;
 mod first_run;
 mod foundation;
+mod hardening;
 mod helpers;
 mod hostile;
 mod identity;

@@ -7,6 +7,7 @@
 #                `make fuzz` asks for 5000)
 #   FUZZ_SEED    schemathesis seed (default: random, printed)
 #   ARCA_BIN     the arca binary (default $CARGO_TARGET_DIR/debug/arca)
+#   ARCA_TRIVY   the Trivy binary (default: scripts/tools.sh trivy, built once and cached)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
@@ -28,6 +29,7 @@ fi
 
 work=$(mktemp -d /tmp/arca-fuzz.XXXXXX)
 pid=
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true
@@ -36,13 +38,22 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A scanner and the fixture vulnerability DB, so that the server is healthy (without a DB
+# it answers 503 on /api/health, by design).
+trivy=${ARCA_TRIVY:-}
+if [ -z "$trivy" ]; then
+  trivy=$(scripts/tools.sh trivy)
+fi
+scripts/trivy-fixture.sh "$work/trivy-db" >/dev/null
+mkdir -p "$work/trivy-cache/db"
+cp "$work/trivy-db/trivy.db" "$work/trivy-db/metadata.json" "$work/trivy-cache/db/"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 password=$(python3 -c 'import secrets; print("fuzz-" + secrets.token_urlsafe(18))')
 base="http://127.0.0.1:$port"
 # Limits high enough that the fuzzer's own pace is never what is refused (429 is not what is
 # being tested here, and a locked-out admin would stall the run).
 ARCA_ADMIN_PASSWORD=$password ARCA_RATE_LIMIT=1000000 ARCA_LOGIN_RATE_LIMIT=1000000 \
-  ARCA_LOCKOUT_THRESHOLD=1000000 ARCA_LOG=warn \
+  ARCA_LOCKOUT_THRESHOLD=1000000 ARCA_LOG=warn ARCA_TRIVY=$trivy ARCA_TRIVY_CACHE_DIR=$work/trivy-cache \
   "$ARCA_BIN" serve --plain-http --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/arca.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do

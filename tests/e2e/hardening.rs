@@ -1055,6 +1055,7 @@ async fn uploads_cut_short_can_be_retried(backend: Backend) {
     };
     let (result, ()) = tokio::join!(request, sender);
     assert!(result.is_err() || !result.unwrap().status().is_success());
+    // At once (well before the upload's 30 s lease would run out): the owner retries now.
     wait_status(&arca, &admin, &id, "pending_upload", Duration::from_secs(10)).await;
     let now = status_of(&arca, &admin, &id).await;
     assert!(now["status_reason"].as_str().unwrap_or_default().contains("interrupted"), "{now}");

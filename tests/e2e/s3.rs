@@ -383,8 +383,21 @@ async fn s3_presigned_gets_of_a_requarantined_artifact_expire() {
     arca.create_user(&admin, "consumer", &["consumer"]).await;
     let consumer = arca.login("consumer", crate::helpers::USER_PASSWORD).await;
     let bytes = crate::hardening::vulnerable_zip();
-    let (id, done) = crate::hardening::submit(&arca, &admin, "flip", "flip.zip", bytes.clone()).await;
-    assert_eq!(done["status"], "quarantined");
+    let r = arca
+        .call(
+            Method::POST,
+            "/api/artifacts",
+            Some(&admin),
+            Some(json!({"name": "flip", "version": "1.0.0", "filename": "flip.zip", "size": bytes.len(), "sha256": sha256_hex(&bytes)})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    upload(&arca, &admin, &id, &created["upload"], &bytes).await;
+    assert_eq!(complete(&arca, &admin, &id).await.status(), 200);
+    let done = wait_final(&arca, &admin, &id).await;
+    assert_eq!(done["status"], "quarantined", "{done}");
     let exception = crate::hardening::waive(&arca, &admin, &id).await;
     crate::hardening::wait_status(&arca, &admin, &id, "approved", Duration::from_secs(20)).await;
     let r = download(&arca, &consumer, &id).await;

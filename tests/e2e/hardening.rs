@@ -1004,8 +1004,8 @@ async fn an_expired_signing_certificate_approves_nothing() {
     drop(arca);
 
     // A certificate that expires during the test.
-    let short = signing_identity(&dir.path().join("short-pki"), -3600, 25);
-    let deadline = Instant::now() + Duration::from_secs(25);
+    let short = signing_identity(&dir.path().join("short-pki"), -3600, 40);
+    let deadline = Instant::now() + Duration::from_secs(40);
     let arca = signed_by(&dir.path().join("short"), &short).await;
     let admin = arca.login("admin", ADMIN_PASSWORD).await;
     let bytes = payload(4000, 2);

@@ -188,8 +188,12 @@ async fn bad_uploads_are_refused(backend: Backend) {
     assert_eq!(problem(again).await, (409, "artifact_exists".to_owned()));
     let _ = dup;
 
+    // Every upload URL a PUT was sent to (they must stay out of the audit log).
+    let mut sent: Vec<String> = Vec::new();
+
     // Wrong sha256: the bytes differ from the declared digest.
     let (wrong, url) = create(&arca, &admin, "wrong-sha", bytes.len() as u64, &sha256_hex(b"other")).await;
+    sent.push(url.clone());
     assert_eq!(problem(put(&arca, &url, bytes.clone()).await).await, (422, "digest_mismatch".to_owned()));
     let s = status_of(&arca, &admin, &wrong).await;
     assert_eq!(s["status"], "failed");
@@ -198,11 +202,13 @@ async fn bad_uploads_are_refused(backend: Backend) {
 
     // Wrong size: declared 100000, sent fewer bytes.
     let (short, url) = create(&arca, &admin, "wrong-size", bytes.len() as u64, &digest).await;
+    sent.push(url.clone());
     assert_eq!(problem(put(&arca, &url, bytes[..5000].to_vec()).await).await, (400, "size_mismatch".to_owned()));
     assert_eq!(status_of(&arca, &admin, &short).await["status"], "pending_upload", "untouched");
 
     // Reused URL.
     let (used, url) = create(&arca, &admin, "reused", bytes.len() as u64, &digest).await;
+    sent.push(url.clone());
     assert_eq!(put(&arca, &url, bytes.clone()).await.status(), 200);
     assert_eq!(problem(put(&arca, &url, bytes.clone()).await).await, (409, "upload_url_used".to_owned()));
 
@@ -219,11 +225,13 @@ async fn bad_uploads_are_refused(backend: Backend) {
     claims["n"] = other_claims["n"].clone();
     let forged = format!("{}.{sig}", URL_SAFE_NO_PAD.encode(claims.to_string()));
     let forged_url = mine_url.replace(token, &forged);
+    sent.push(forged_url.clone());
     assert_eq!(problem(put(&arca, &forged_url, bytes.clone()).await).await, (403, "invalid_upload_url".to_owned()));
     assert_eq!(status_of(&arca, &admin, &other).await["status"], "pending_upload", "untouched");
 
     // Expired URL.
     let (late, url) = create(&arca, &admin, "late", bytes.len() as u64, &digest).await;
+    sent.push(url.clone());
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(problem(put(&arca, &url, bytes.clone()).await).await, (403, "upload_url_expired".to_owned()));
     assert_eq!(status_of(&arca, &admin, &late).await["status"], "pending_upload");
@@ -244,11 +252,19 @@ async fn bad_uploads_are_refused(backend: Backend) {
     assert_eq!(download(&arca, &consumer, &used, None).await.status(), 200);
     let listed: Value = arca.call(Method::GET, "/api/artifacts", Some(&consumer), None).await.json().await.unwrap();
     assert_eq!(listed["total"], 1, "{listed}");
-    // Upload URLs are credentials: the audit log records the route, never the token.
+    // Upload URLs are credentials: the audit log records the route, never a token that was
+    // sent (used, reused, late, with the wrong digest, cut short, or forged).
     let export =
         arca.call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None).await.text().await.unwrap();
-    assert!(export.contains("/api/uploads/{token}"), "uploads are audited");
-    assert!(!export.contains(token), "an upload token reached the audit log");
+    let audited = export.lines().filter(|l| l.contains("/api/uploads/{token}")).count();
+    assert_eq!(audited, sent.len() + 1, "every upload is audited");
+    for url in &sent {
+        let token = url.rsplit('/').next().unwrap();
+        let (payload, signature) = token.split_once('.').unwrap();
+        for part in [token, payload, signature] {
+            assert!(!export.contains(part), "an upload token reached the audit log: {url}");
+        }
+    }
 }
 both_backends!(bad_uploads_are_refused);
 
@@ -268,13 +284,35 @@ async fn encrypted_at_rest_and_tamper_evident() {
     assert_eq!(leaks, 0, "plaintext found in the stored blob");
     assert!(std::fs::read(arca.data_dir.join("master.key")).unwrap().len() == 32);
 
-    // Flip a byte in the middle: the download stops at that segment, never sending it.
+    // Flip a byte in the middle: the download stops at that segment, never sending it. What
+    // came before it is exactly the plaintext's beginning.
     let mut tampered = blob.clone();
-    tampered[blob.len() / 2] ^= 0x01;
+    let flipped = blob.len() / 2;
+    tampered[flipped] ^= 0x01;
     std::fs::write(&blob_path, &tampered).unwrap();
-    let r = download(&arca, &admin, &id, None).await;
-    let result = r.bytes().await;
-    assert!(result.is_err() || result.unwrap().len() < bytes.len(), "a corrupt blob was served whole");
+    let (header, segment, tag) = (12, 64 * 1024, 16);
+    let bad_segment = (flipped - header) / (segment + tag);
+    let mut stream = download(&arca, &admin, &id, None).await.bytes_stream();
+    let mut received = Vec::new();
+    let mut failed = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) => received.extend_from_slice(&chunk),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "the download of a corrupt blob ended without an error ({} bytes)", received.len());
+    assert!(
+        received.len() <= bad_segment * segment,
+        "{} bytes sent: the bad segment {bad_segment} starts at {}",
+        received.len(),
+        bad_segment * segment
+    );
+    assert!(!received.is_empty(), "nothing of the good segments before it was sent");
+    assert!(received == bytes[..received.len()], "what was sent is not the plaintext's beginning");
     // Flip a byte of the first segment: refused before any byte, with an integrity error.
     let mut tampered = blob.clone();
     tampered[20] ^= 0x01;
@@ -478,26 +516,216 @@ async fn push_and_pull_on(backend: Backend, s3: bool, size: usize) {
     let out = cli.run(&["status", &id]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("status: approved"));
 
-    // The recorded digest no longer matches the bytes: pull must refuse and delete.
-    let sql = format!("UPDATE artifacts SET sha256 = '{}' WHERE id = '{id}'", "0".repeat(64));
-    match database_url {
-        Some(url) => {
-            let pool = sqlx::PgPool::connect(&url).await.unwrap();
-            sqlx::query(&sql).execute(&pool).await.unwrap();
+    // The server now serves other bytes than the recorded digest, and its own gate passes
+    // (the signature it checks is valid): only the CLI's digest check stands in the way.
+    let other = payload(size, 6);
+    if s3 {
+        // The object swapped behind Arca's back; the recorded digest and signature untouched.
+        crate::s3::replace_object(&arca, &format!("permanent/{id}"), other).await;
+    } else {
+        // Local blobs are bound to their artifact (AAD), so the record moves instead: the
+        // digest of other bytes, signed with Arca's own key, as a valid signature would be.
+        std::fs::write(dir.path().join("other.bin"), &other).unwrap();
+        let key = arca.data_dir.join("signing/key.pem");
+        let out = std::process::Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign", key.to_str().unwrap(), "-out", "other.sig", "other.bin"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let signature =
+            base64::engine::general_purpose::STANDARD.encode(std::fs::read(dir.path().join("other.sig")).unwrap());
+        let digest = sha256_hex(&other);
+        let db = crate::helpers::TestDb::of(&arca).await;
+        db.execute(&format!("UPDATE artifacts SET sha256 = '{digest}' WHERE id = '{id}'")).await;
+        db.execute(&format!(
+            "UPDATE signatures SET signature = '{signature}', digest = 'sha256:{digest}' WHERE artifact_id = '{id}'"
+        ))
+        .await;
+    }
+    let _ = database_url;
+    let out = cli.run(&["pull", &id, "-o", "bad.tar.gz"]);
+    assert!(!out.status.success(), "pull kept bytes whose digest is wrong");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("digest mismatch"), "the CLI's digest check did not refuse: {stderr}");
+    assert!(!dir.path().join("bad.tar.gz").exists());
+    assert!(!dir.path().join(".bad.tar.gz.arca-partial").exists(), "the partial download was left behind");
+}
+
+/// Issue 16, point 12: a second publisher gets `not_owner` on another publisher's artifact
+/// for reissuing the upload URL, completing, deleting, attaching a signature, parts and
+/// rescanning; the owner is not refused. Against the local store (both metadata backends)
+/// and the S3 store.
+async fn other_publishers_are_not_owners(backend: Backend) {
+    not_owner_on(backend, false).await;
+}
+both_backends!(other_publishers_are_not_owners);
+
+#[tokio::test]
+async fn other_publishers_are_not_owners_s3() {
+    not_owner_on(Backend::Sqlite, true).await;
+}
+
+async fn not_owner_on(backend: Backend, s3: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    // A scanner that always fails: the first scan fails the artifact, retryably (which is
+    // what its owner may rescan).
+    let broken = dir.path().join("broken-trivy");
+    std::fs::write(&broken, "#!/bin/sh\necho 'scanner down' >&2\nexit 3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut builder = Arca::builder(dir.path(), backend)
+        .await
+        .env("ARCA_TRIVY", broken.to_str().unwrap())
+        .env("ARCA_SCAN_ATTEMPTS", "1");
+    if s3 {
+        builder = builder.s3();
+    }
+    let arca = builder.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    arca.create_user(&admin, "pub1", &["publisher"]).await;
+    arca.create_user(&admin, "pub2", &["publisher"]).await;
+    let (pub1, pub2) = (arca.login("pub1", USER_PASSWORD).await, arca.login("pub2", USER_PASSWORD).await);
+    let declare = |name: &'static str, bytes: &[u8]| {
+        let (arca, pub1, size, digest) = (&arca, pub1.clone(), bytes.len(), sha256_hex(bytes));
+        async move {
+            let r = arca
+                .call(
+                    Method::POST,
+                    "/api/artifacts",
+                    Some(&pub1),
+                    Some(
+                        json!({"name": name, "version": "1.0.0", "filename": "x.bin", "size": size, "sha256": digest}),
+                    ),
+                )
+                .await;
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()
         }
-        None => {
-            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", arca.data_dir.join("arca.db").display()))
-                .await
-                .unwrap();
-            sqlx::query(&sql).execute(&pool).await.unwrap();
+    };
+    let bytes = payload(4000, 12);
+    // Waiting for its bytes.
+    let pending = declare("owned-pending", &bytes).await;
+    let pending_id = pending["id"].as_str().unwrap().to_owned();
+    // Failed because the scanner failed (retryable).
+    let failed = declare("owned-failed", &bytes).await;
+    let failed_id = failed["id"].as_str().unwrap().to_owned();
+    let target = &failed["upload"];
+    let mut request = reqwest::Client::new().put(target["url"].as_str().unwrap()).body(bytes.clone());
+    if s3 {
+        for (k, v) in target["headers"].as_object().unwrap() {
+            request = request.header(k.as_str(), v.as_str().unwrap());
+        }
+    } else {
+        request = arca.client.put(target["url"].as_str().unwrap()).body(bytes.clone());
+    }
+    assert_eq!(request.send().await.unwrap().status(), 200);
+    assert_eq!(complete(&arca, &pub1, &failed_id).await.status(), 200);
+    let done = wait_final(&arca, &admin, &failed_id).await;
+    assert_eq!((done["status"].as_str(), done["retryable"].as_bool()), (Some("failed"), Some(true)), "{done}");
+
+    let signature = json!({"signature": "MEUCIQDtest", "certificate_chain": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"});
+    let parts = json!({"parts": [{"number": 1, "sha256": sha256_hex(&bytes)}]});
+    let attempts: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::POST, format!("/api/artifacts/{pending_id}/upload"), None),
+        (Method::POST, format!("/api/artifacts/{pending_id}/complete"), None),
+        (Method::GET, format!("/api/artifacts/{pending_id}/parts"), None),
+        (Method::POST, format!("/api/artifacts/{pending_id}/parts"), Some(parts)),
+        (Method::POST, format!("/api/artifacts/{pending_id}/signatures"), Some(signature)),
+        (Method::POST, format!("/api/artifacts/{failed_id}/rescan"), None),
+        (Method::DELETE, format!("/api/artifacts/{pending_id}"), None),
+        (Method::DELETE, format!("/api/artifacts/{failed_id}"), None),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body) in &attempts {
+        let r = arca.call(method.clone(), path, Some(&pub2), body.clone()).await;
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        let code = serde_json::from_str::<Value>(&text).unwrap_or_default()["code"].clone();
+        if (status, code.as_str()) != (403, Some("not_owner")) {
+            failures.push(format!("{method} {path} as pub2: {status} {text}"));
         }
     }
-    // The server's download gate refuses first (the signature is over the real digest);
-    // the CLI's own digest and signature checks stand behind it.
-    let out = cli.run(&["pull", &id, "-o", "bad.tar.gz"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("digest mismatch") || stderr.contains("signature"), "{stderr}");
-    assert!(!dir.path().join("bad.tar.gz").exists());
-    assert!(!dir.path().join(".bad.tar.gz.arca-partial").exists());
+    assert!(failures.is_empty(), "another publisher was not refused as not_owner:\n{}", failures.join("\n"));
+    assert_eq!(status_of(&arca, &admin, &pending_id).await["status"], "pending_upload");
+    // The owner is not refused by the same checks.
+    for (method, path, body) in &attempts {
+        let r = arca.call(method.clone(), path, Some(&pub1), body.clone()).await;
+        let text = r.text().await.unwrap();
+        assert_ne!(
+            serde_json::from_str::<Value>(&text).unwrap_or_default()["code"],
+            "not_owner",
+            "{method} {path}: {text}"
+        );
+    }
+}
+
+/// Issue 16, point 13: a quarantined artifact, whether never approved or quarantined after
+/// its approval (signed, its blob promoted), is "not found" to a consumer on every route that
+/// takes its id (scan results: the same answer as for an id that does not exist); a
+/// publisher or an admin gets 409 with the reason on download.
+#[tokio::test]
+async fn quarantined_artifacts_on_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.env("ARCA_POLICY_RECHECK_SECS", "1").start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    arca.create_user(&admin, "consumer", &["consumer"]).await;
+    arca.create_user(&admin, "publisher", &["publisher"]).await;
+    let (consumer, publisher) =
+        (arca.login("consumer", USER_PASSWORD).await, arca.login("publisher", USER_PASSWORD).await);
+    let (never, done) =
+        crate::hardening::submit(&arca, &admin, "never", "never.zip", crate::hardening::vulnerable_zip()).await;
+    assert_eq!(done["status"], "quarantined");
+    let again = crate::hardening::requarantined(&arca, &admin, "again").await;
+    let r = arca.call(Method::GET, &format!("/api/artifacts/{again}/signature"), Some(&admin), None).await;
+    assert_eq!(r.status(), 200, "the re-quarantined artifact was signed when approved");
+    let unknown = "00000000-0000-0000-0000-000000000000";
+    let answer = |token: String, path: String, range: bool| {
+        let arca = &arca;
+        async move {
+            let mut request = arca.client.get(arca.url(&path)).bearer_auth(token);
+            if range {
+                request = request.header("range", "bytes=0-9");
+            }
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let mut failures = Vec::new();
+    for id in [&never, &again] {
+        for (suffix, range) in [
+            ("", false),
+            ("/signature", false),
+            ("/signatures", false),
+            ("/download", false),
+            ("/download", true),
+            ("/events", false),
+        ] {
+            let (status, body) = answer(consumer.clone(), format!("/api/artifacts/{id}{suffix}"), range).await;
+            if (status, body["code"].as_str()) != (404, Some("not_found")) {
+                failures.push(format!("consumer GET {suffix} (range {range}): {status} {body}"));
+            }
+        }
+        let (status, body) = answer(consumer.clone(), format!("/api/artifacts/{id}/scan-results"), false).await;
+        let (unknown_status, unknown_body) =
+            answer(consumer.clone(), format!("/api/artifacts/{unknown}/scan-results"), false).await;
+        if status == 200 || (status, &body["code"]) != (unknown_status, &unknown_body["code"]) {
+            failures.push(format!("consumer scan-results: {status} {body}, unknown id: {unknown_status}"));
+        }
+        for token in [&publisher, &admin] {
+            let (status, body) = answer(token.clone(), format!("/api/artifacts/{id}/download"), false).await;
+            let detail = body["detail"].as_str().unwrap_or_default();
+            if status != 409
+                || body["code"] != "not_approved"
+                || !detail.contains("quarantined")
+                || !detail.contains("CVE-2021-25900")
+            {
+                failures.push(format!("download by a reader of all: {status} {body}"));
+            }
+        }
+    }
+    let listed: Value = arca.call(Method::GET, "/api/artifacts", Some(&consumer), None).await.json().await.unwrap();
+    assert_eq!(listed["total"], 0, "{listed}");
+    assert!(failures.is_empty(), "quarantined artifacts:\n{}", failures.join("\n"));
 }

@@ -197,13 +197,194 @@ async fn health_follows_postgres_outage() {
     );
 }
 
-/// SIGTERM stops the server cleanly (exit 0).
+type Chunks = tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>;
+
+fn paced_body(rx: Chunks) -> reqwest::Body {
+    reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) }))
+}
+
+/// Sends `bytes` in 1 MiB chunks, one every `pace`.
+async fn pace_chunks(tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>, bytes: Vec<u8>, pace: Duration) {
+    for chunk in bytes.chunks(1 << 20) {
+        if tx.send(Ok(chunk.to_vec())).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(pace).await;
+    }
+}
+
+/// Issue 16, point 9: SIGTERM while a long upload and a long download are in flight. New
+/// connections are refused at once; what can finish within the shutdown timeout (5 s here)
+/// finishes (an upload due 2 s later, a download read slowly); what cannot (an upload that
+/// would take 20 s) fails cleanly and is resumable after a restart; the process exits 0
+/// within the timeout.
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully() {
+    use crate::artifacts::{complete, create, payload, publish, put, sha256_hex, status_of, wait_final};
+    use futures::StreamExt;
+    use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
-    let mut arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
-    assert_eq!(arca.get("/api/health").await.status(), 200);
-    assert_eq!(arca.terminate(), Some(0));
+    let mut arca = Arca::builder(dir.path(), Backend::Sqlite).await.env("ARCA_EVENT_LEASE_SECS", "2").start().await;
+    let admin = arca.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+    const MIB: usize = 1 << 20;
+    let served = payload(24 * MIB, 31);
+    let served_id = publish(&arca, &admin, "served", served.clone()).await;
+    let (quick, slow) = (payload(12 * MIB, 32), payload(20 * MIB, 33));
+    let (quick_id, quick_url) = create(&arca, &admin, "quick", quick.len() as u64, &sha256_hex(&quick)).await;
+    let (slow_id, slow_url) = create(&arca, &admin, "slow", slow.len() as u64, &sha256_hex(&slow)).await;
+    let upload = |url: String, bytes: Vec<u8>, pace: Duration| {
+        let client = arca.client.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let size = bytes.len();
+        tokio::spawn(pace_chunks(tx, bytes, pace));
+        tokio::spawn(async move {
+            let r = client.put(&url).header("content-length", size).body(paced_body(rx)).send().await?;
+            let status = r.status().as_u16();
+            r.bytes().await.map(|_| status)
+        })
+    };
+    // 12 MiB at one MiB per 250 ms: about 3 s. 20 MiB at one MiB per second: 20 s.
+    let quick_upload = upload(quick_url, quick.clone(), Duration::from_millis(250));
+    let slow_upload = upload(slow_url.clone(), slow.clone(), Duration::from_secs(1));
+    // A download read at about 10 MiB/s (100 ms per MiB).
+    let response = arca
+        .client
+        .get(arca.url(&format!("/api/artifacts/{served_id}/download")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let download = tokio::spawn(async move {
+        let mut received = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let before = received.len() >> 20;
+            match chunk {
+                Ok(chunk) => received.extend_from_slice(&chunk),
+                Err(_) => return (received, false),
+            }
+            if received.len() >> 20 > before {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        (received, true)
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let addr = arca.addr();
+    crate::helpers::signal(arca.pid(), "TERM");
+    let terminated = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = std::net::TcpStream::connect(&addr);
+    assert!(refused.is_err(), "a new connection was accepted after SIGTERM");
+
+    let quick_result = quick_upload.await.unwrap();
+    let slow_result = slow_upload.await.unwrap();
+    let (received, whole) = download.await.unwrap();
+    let code = arca.terminate();
+    let stopped = terminated.elapsed();
+    assert_eq!(code, Some(0), "exit code after SIGTERM");
+    assert!(stopped < Duration::from_secs(8), "stopped {stopped:?} after SIGTERM (shutdown timeout 5 s)");
+    assert_eq!(quick_result.ok(), Some(200), "an upload due within the shutdown timeout did not finish");
+    assert!(whole, "a download due within the shutdown timeout was cut after {} bytes", received.len());
+    assert_eq!(received, served, "the download is not the artifact");
+    assert!(slow_result.map_or(true, |status| status != 200), "an upload due after the shutdown timeout finished");
+
+    // After a restart: the finished upload completes; the cut one waits for its bytes again
+    // (once its lease expired) and takes them through a new URL.
+    let arca = arca.start_again().await;
+    let admin = arca.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+    assert_eq!(complete(&arca, &admin, &quick_id).await.status(), 200);
+    assert_eq!(wait_final(&arca, &admin, &quick_id).await["status"], "approved");
+    let reset = eventually(Duration::from_secs(20), || async {
+        status_of(&arca, &admin, &slow_id).await["status"] == "pending_upload"
+    })
+    .await;
+    assert!(reset, "{}", status_of(&arca, &admin, &slow_id).await);
+    let reissued: serde_json::Value = arca
+        .call(reqwest::Method::POST, &format!("/api/artifacts/{slow_id}/upload"), Some(&admin), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(put(&arca, reissued["url"].as_str().unwrap(), slow.clone()).await.status(), 200);
+    assert_eq!(complete(&arca, &admin, &slow_id).await.status(), 200);
+    assert_eq!(wait_final(&arca, &admin, &slow_id).await["status"], "approved");
+    let got = arca
+        .call(reqwest::Method::GET, &format!("/api/artifacts/{slow_id}/download"), Some(&admin), None)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(hex::encode(sha2::Sha256::digest(&got)), sha256_hex(&slow));
+    drop(slow_url);
+}
+
+/// Issue 16, point 16: `--tls-cert`/`--tls-key` with a chain issued by a CA through an
+/// intermediate: the whole chain is served (a client trusting only the root connects), and
+/// TLS below 1.2 is still refused.
+#[tokio::test]
+async fn a_given_certificate_chain_is_served_whole() {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+    let dir = tempfile::tempdir().unwrap();
+    let key = |_: ()| KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let ca_params = |name: &str| {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        p
+    };
+    let (root_key, inter_key, leaf_key) = (key(()), key(()), key(()));
+    let root = ca_params("test root CA").self_signed(&root_key).unwrap();
+    let inter = ca_params("test intermediate CA").signed_by(&inter_key, &root, &root_key).unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "arca test server");
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf = leaf.signed_by(&leaf_key, &inter, &inter_key).unwrap();
+    let pki = dir.path().join("pki");
+    std::fs::create_dir_all(&pki).unwrap();
+    std::fs::write(pki.join("chain.pem"), leaf.pem() + &inter.pem()).unwrap();
+    std::fs::write(pki.join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    std::fs::write(pki.join("root.pem"), root.pem()).unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .env("ARCA_TLS_CERT", pki.join("chain.pem").to_str().unwrap())
+        .env("ARCA_TLS_KEY", pki.join("key.pem").to_str().unwrap())
+        .start()
+        .await;
+    assert!(!arca.data_dir.join("tls/cert.pem").exists(), "a self-signed certificate was made anyway");
+    for version in [Version::TLS_1_2, Version::TLS_1_3] {
+        let client = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(root.pem().as_bytes()).unwrap())
+            .min_tls_version(version)
+            .max_tls_version(version)
+            .build()
+            .unwrap();
+        let r = client.get(arca.url("/api/health")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{version:?}");
+    }
+    let addr = arca.addr();
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &addr, "-showcerts", "-CAfile", pki.join("root.pem").to_str().unwrap()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("-----BEGIN CERTIFICATE-----").count(), 2, "the chain served: {text}");
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+    for flag in ["-tls1", "-tls1_1"] {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &addr, flag, "-cipher", "DEFAULT:@SECLEVEL=0", "-brief"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flag} handshake succeeded");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("Protocol version: TLSv1"), "{flag} negotiated");
+    }
 }
 
 fn assert_one_line_error(builder: ArcaBuilder, names: &str) {

@@ -557,3 +557,82 @@ impl Cli {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// The metadata database of a running server, opened beside it: to look at what Arca
+/// stored, or to tamper with it behind Arca's back.
+pub enum TestDb {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl TestDb {
+    pub async fn of(arca: &Arca) -> Self {
+        match arca.env_value("DATABASE_URL") {
+            Some(url) => Self::Postgres(sqlx::PgPool::connect(&url).await.unwrap()),
+            None => Self::Sqlite(
+                sqlx::SqlitePool::connect(&format!("sqlite://{}", arca.data_dir.join("arca.db").display()))
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    pub async fn execute(&self, sql: &str) -> u64 {
+        match self {
+            Self::Sqlite(pool) => sqlx::query(sql).execute(pool).await.unwrap().rows_affected(),
+            Self::Postgres(pool) => sqlx::query(sql).execute(pool).await.unwrap().rows_affected(),
+        }
+    }
+
+    /// A single integer (cast it to BIGINT in the SQL: PostgreSQL's LENGTH is INT4).
+    pub async fn number(&self, sql: &str) -> i64 {
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap(),
+            Self::Postgres(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+
+    /// One text column of every row.
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        match self {
+            Self::Sqlite(pool) => sqlx::query_scalar::<_, String>(sql).fetch_all(pool).await.unwrap(),
+            Self::Postgres(pool) => sqlx::query_scalar::<_, String>(sql).fetch_all(pool).await.unwrap(),
+        }
+    }
+
+    /// Runs statements the way an attacker with database access would: past the triggers
+    /// that keep `audit_log` append-only (SQLite: dropped; PostgreSQL: a superuser session
+    /// in replica mode).
+    pub async fn execute_past_triggers(&self, statements: &[&str]) {
+        match self {
+            Self::Sqlite(pool) => {
+                let triggers: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'",
+                )
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                for trigger in triggers {
+                    sqlx::query(&format!("DROP TRIGGER {trigger}")).execute(pool).await.unwrap();
+                }
+                for sql in statements {
+                    sqlx::query(sql).execute(pool).await.unwrap();
+                }
+            }
+            Self::Postgres(pool) => {
+                let mut conn = pool.acquire().await.unwrap();
+                sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+                for sql in statements {
+                    sqlx::query(sql).execute(&mut *conn).await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+impl Arca {
+    /// The address the server listens on (`127.0.0.1:PORT`).
+    pub fn addr(&self) -> String {
+        self.url.split("://").nth(1).unwrap().trim_end_matches('/').to_owned()
+    }
+}

@@ -1,4 +1,4 @@
-//! Hardening findings 2–5 and 14: every hostile archive, in every format Arca opens (tar,
+//! Hardening findings 2–5 and 14 (and issue 16, point 6): every hostile archive, in every format Arca opens (tar,
 //! tar.gz, tgz, zip, tar.xz, tar.bz2, tar.zst), against a real server with real Trivy. None
 //! is approved, the server's peak RSS stays under 512 MiB, every scan ends within its
 //! deadline, nothing is written outside the scan workspace, and no workspace survives.
@@ -256,6 +256,22 @@ fn cases(marker: &str) -> Vec<Case> {
             zip: false,
         },
         Case {
+            name: "hardlink-absolute",
+            entries: vec![Entry::Hardlink("passwd".into(), "/etc/passwd".into()), file("readme", b"hi")],
+            status: "quarantined",
+            reason: "/etc/passwd",
+            zip: false,
+        },
+        Case {
+            // Incompressible bytes make the archive large enough that the ratio allows more
+            // than the byte budget: the total-size limit is what refuses it.
+            name: "too-large",
+            entries: vec![Entry::File("noise".into(), noise(512 * 1024)), Entry::Zeros("zeros".into(), 48 * MIB)],
+            status: "failed",
+            reason: "archive expands to more than 33554432 bytes",
+            zip: true,
+        },
+        Case {
             name: "bomb",
             entries: vec![Entry::Zeros("zeros".into(), 48 * MIB)],
             status: "failed",
@@ -277,6 +293,11 @@ fn cases(marker: &str) -> Vec<Case> {
             zip: false,
         },
     ]
+}
+
+/// Incompressible bytes (xorshift).
+fn noise(size: usize) -> Vec<u8> {
+    crate::artifacts::payload(size, 77)
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {

@@ -474,21 +474,66 @@ async fn audit_search_and_export(backend: Backend) {
         })
         .await
     );
-    let page: Value = arca.call(Method::GET, "/api/audit-logs?limit=2", Some(&admin), None).await.json().await.unwrap();
-    let cursor = page["next_cursor"].as_str().unwrap();
-    let next: Value = arca
-        .call(Method::GET, &format!("/api/audit-logs?limit=2&cursor={cursor}"), Some(&admin), None)
+    // Denials beside the successes, so that the outcome filter has something to leave out.
+    for _ in 0..3 {
+        assert_eq!(arca.get("/api/users").await.status(), 401);
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            arca.call(Method::GET, "/api/audit-logs?format=ndjson&outcome=denied", Some(&admin), None)
+                .await
+                .text()
+                .await
+                .unwrap()
+                .lines()
+                .count()
+                >= 3
+        })
         .await
-        .json()
-        .await
-        .unwrap();
-    assert!(next["entries"][0]["seq"].as_i64().unwrap() < page["entries"][1]["seq"].as_i64().unwrap() + 1);
-    let export = arca.call(Method::GET, "/api/audit-logs?format=ndjson&outcome=success", Some(&admin), None).await;
-    assert_eq!(export.headers()["content-type"], "application/x-ndjson");
-    let text = export.text().await.unwrap();
-    let seqs: Vec<i64> =
-        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_i64().unwrap()).collect();
-    assert!(seqs.len() >= 5 && seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    );
+    let seqs_of = |page: &Value| -> Vec<i64> {
+        page["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_i64().unwrap()).collect()
+    };
+    // Walk the whole log two entries at a time: pages are disjoint and strictly descending.
+    let mut seen: Vec<i64> = Vec::new();
+    let mut path = "/api/audit-logs?limit=2".to_owned();
+    loop {
+        let page: Value = arca.call(Method::GET, &path, Some(&admin), None).await.json().await.unwrap();
+        let seqs = seqs_of(&page);
+        assert!(seqs.len() <= 2, "{page}");
+        for seq in &seqs {
+            assert!(seen.last().is_none_or(|last| seq < last), "entry {seq} repeated or out of order after {seen:?}");
+            seen.push(*seq);
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/audit-logs?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert!(seen.len() >= 8, "{seen:?}");
+    assert_eq!(*seen.last().unwrap(), 1, "the walk did not reach the first entry: {seen:?}");
+    // The outcome filter, on the export and on pages, with both kinds present.
+    for outcome in ["success", "denied"] {
+        let export = arca
+            .call(Method::GET, &format!("/api/audit-logs?format=ndjson&outcome={outcome}"), Some(&admin), None)
+            .await;
+        assert_eq!(export.headers()["content-type"], "application/x-ndjson");
+        let entries: Vec<Value> =
+            export.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let seqs: Vec<i64> = entries.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        assert!(seqs.len() >= 3 && seqs.windows(2).all(|w| w[0] < w[1]), "{outcome}: {seqs:?}");
+        assert!(entries.iter().all(|e| e["outcome"] == outcome), "{outcome}: {entries:?}");
+        let page: Value = arca
+            .call(Method::GET, &format!("/api/audit-logs?outcome={outcome}&limit=1000"), Some(&admin), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page["entries"].as_array().unwrap().len(), entries.len(), "{outcome}");
+        assert!(page["entries"].as_array().unwrap().iter().all(|e| e["outcome"] == outcome), "{outcome}");
+    }
+    let denied = arca.call(Method::GET, "/api/audit-logs?format=ndjson&outcome=denied", Some(&admin), None).await;
+    assert!(denied.text().await.unwrap().contains("GET /api/users"), "the 401s are the denials");
     let bad = arca.call(Method::GET, "/api/audit-logs?since=yesterday", Some(&admin), None).await;
     assert_eq!(bad.status(), 400);
 }
@@ -653,6 +698,19 @@ async fn api_tokens(backend: Backend) {
     assert_eq!(me["permissions"], json!(["artifacts_read"]));
     let listed = arca.call(Method::GET, "/api/tokens", Some(&bot), None).await.text().await.unwrap();
     assert!(!listed.contains(&value), "token value listed");
+    // At rest: only the token's SHA-256 is stored, never the token or its secret part.
+    let db = crate::helpers::TestDb::of(&arca).await;
+    let id = created["id"].as_str().unwrap();
+    let stored = db
+        .strings(&format!(
+            "SELECT id || ' ' || user_id || ' ' || name || ' ' || token_hash || ' ' || scopes FROM api_tokens WHERE id = '{id}'"
+        ))
+        .await;
+    assert_eq!(stored.len(), 1);
+    let secret = value.trim_start_matches("arca_");
+    assert!(!stored[0].contains(secret) && !stored[0].contains(&secret[..16]), "the token is stored: {}", stored[0]);
+    let hash = db.strings(&format!("SELECT token_hash FROM api_tokens WHERE id = '{id}'")).await;
+    assert_eq!(hash, [crate::artifacts::sha256_hex(value.as_bytes())], "token_hash is not the token's SHA-256");
     let listed: Value = serde_json::from_str(&listed).unwrap();
     assert!(listed[0]["last_used_at"].is_number(), "{listed}");
     let id = created["id"].as_str().unwrap();
@@ -721,3 +779,248 @@ async fn cli_login_and_transparent_refresh() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_credentials"));
     assert!(!dir.path().join("other/arca/credentials.json").exists());
 }
+
+/// A tar.gz holding an AWS key pair (Trivy's secret scanner finds it).
+fn leaky_archive() -> Vec<u8> {
+    let file = "[default]\naws_access_key_id = AKIA2E0A8F3B244C9986\naws_secret_access_key = Lw0kz8D3qT9mY5vR1nX7pJ2cB6hF4gK0sA3eW8uZ\n";
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(file.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, "app/config/credentials", file.as_bytes()).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// The scan-detail fields each view of an artifact carries (non-empty ones).
+async fn detail_fields(arca: &Arca, token: &str, id: &str) -> (Vec<&'static str>, String) {
+    let get = |path: String| {
+        let token = token.to_owned();
+        async move {
+            let r = arca.call(Method::GET, &path, Some(&token), None).await;
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let one = get(format!("/api/artifacts/{id}")).await;
+    let listed = get("/api/artifacts?q=leaky".to_owned()).await;
+    let events = get(format!("/api/artifacts/{id}/events")).await;
+    let stats = get("/api/stats".to_owned()).await;
+    let item = &listed["items"][0];
+    let recent = stats["recent_uploads"].as_array().unwrap().iter().find(|a| a["id"] == id).cloned().unwrap();
+    assert_eq!(item["id"], id);
+    let present = |v: &Value| match v {
+        Value::Null => false,
+        Value::Array(a) => !a.is_empty(),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    };
+    let mut fields = Vec::new();
+    for (name, value) in [
+        ("get.policy_reasons", &one["policy_reasons"]),
+        ("get.status_reason", &one["status_reason"]),
+        ("get.scan", &one["scan"]),
+        ("search.policy_reasons", &item["policy_reasons"]),
+        ("search.status_reason", &item["status_reason"]),
+        ("search.severity", &item["severity"]),
+        ("stats.policy_reasons", &recent["policy_reasons"]),
+        ("stats.status_reason", &recent["status_reason"]),
+    ] {
+        if present(value) {
+            fields.push(name);
+        }
+    }
+    if events.as_array().unwrap().iter().any(|e| present(&e["reason"])) {
+        fields.push("events.reason");
+    }
+    if stats["findings"].as_object().unwrap().values().any(|n| n.as_i64().unwrap_or(0) > 0) {
+        fields.push("stats.findings");
+    }
+    (fields, format!("{one}{listed}{events}{stats}"))
+}
+
+/// Hardening finding 10, the route×role test extended to fields: a released artifact
+/// (quarantined for a secret, then approved) shows its scan details (policy reasons, the
+/// reason of its status, the scan summary, severity counts, reasons of its events) only to
+/// callers who may read scan results; consumers and a token without that scope see none,
+/// and never the secret's file.
+async fn scan_detail_fields_by_role(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let mut tokens: Vec<(&str, String)> = vec![("admin", admin.clone())];
+    for role in ["consumer", "publisher", "auditor"] {
+        arca.create_user(&admin, role, &[role]).await;
+        tokens.push((role, arca.login(role, USER_PASSWORD).await));
+    }
+    let created = arca
+        .call(
+            Method::POST,
+            "/api/tokens",
+            Some(&tokens[2].1),
+            Some(json!({"name": "read-only", "scopes": ["artifacts_read"], "expires_in_days": 1})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    tokens.push(("narrow-token", created.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()));
+    let (id, done) = crate::hardening::submit(&arca, &admin, "leaky", "leaky.tar.gz", leaky_archive()).await;
+    assert_eq!(done["status"], "quarantined", "{done}");
+    let r = arca
+        .call(
+            Method::POST,
+            &format!("/api/artifacts/{id}/release"),
+            Some(&admin),
+            Some(json!({"justification": "test credentials, revoked (SEC-7)"})),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    crate::hardening::wait_status(&arca, &admin, &id, "approved", Duration::from_secs(20)).await;
+
+    let (all, _) = detail_fields(&arca, &admin, &id).await;
+    for needed in ["get.policy_reasons", "get.scan", "search.severity", "events.reason", "stats.findings"] {
+        assert!(all.contains(&needed), "the admin's view lacks {needed}: {all:?}");
+    }
+    let mut failures = Vec::new();
+    for (principal, token) in &tokens {
+        let (fields, text) = detail_fields(&arca, token, &id).await;
+        let expected: &[&str] = match *principal {
+            "consumer" | "narrow-token" => &[],
+            _ => &all,
+        };
+        if fields != expected {
+            failures.push(format!("{principal}: sees {fields:?}, expected {expected:?}"));
+        }
+        if expected.is_empty() {
+            for leak in ["app/config/credentials", "aws-access-key-id", "AKIA", "\"rule\":", "SEC-7"] {
+                if text.contains(leak) {
+                    failures.push(format!("{principal}: the answers contain '{leak}'"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "scan details by role:\n{}", failures.join("\n"));
+}
+both_backends!(scan_detail_fields_by_role);
+
+/// One request from `ip` (through the trusted proxy), with an optional bearer.
+async fn from_ip(arca: &Arca, method: Method, path: &str, ip: &str, bearer: Option<&str>, body: Option<Value>) -> u16 {
+    let mut request = arca.client.request(method, arca.url(path)).header("x-forwarded-for", ip);
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Issue 16, point 14: one each of `permission_denied`, `invalid_token`, `ip_not_allowed`,
+/// `rate_limited` and a failed login leaves a `denied` entry naming the actor (or none), the
+/// client address, the route and the problem code, and no credential.
+async fn denials_are_audited(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend)
+        .await
+        .env("ARCA_TRUSTED_PROXIES", "127.0.0.1")
+        .env("ARCA_ALLOWLIST", "10.0.0.0/8,127.0.0.0/8")
+        .env("ARCA_LOGIN_RATE_LIMIT", "3")
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    arca.create_user(&admin, "reader", &["consumer"]).await;
+    let reader = arca.login("reader", USER_PASSWORD).await;
+    let bogus = "not-a-token-SECRET-b0gus-value";
+    let (wrong_1, wrong_2) = ("wrong-pass-SECRET-one", "wrong-pass-SECRET-two");
+    assert_eq!(from_ip(&arca, Method::GET, "/api/users", "10.0.0.2", Some(&reader), None).await, 403);
+    assert_eq!(from_ip(&arca, Method::GET, "/api/auth/me", "10.0.0.3", Some(bogus), None).await, 401);
+    assert_eq!(from_ip(&arca, Method::GET, "/api/health", "192.0.2.44", None, None).await, 403);
+    let login = |password: &'static str| json!({"username": "reader", "password": password});
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(from_ip(&arca, Method::POST, "/api/auth/login", "10.0.0.5", None, Some(login(wrong_1))).await);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert_eq!(from_ip(&arca, Method::POST, "/api/auth/login", "10.0.0.6", None, Some(login(wrong_2))).await, 401);
+
+    let cases = [
+        ("10.0.0.2", "GET /api/users", "reader", "permission_denied"),
+        ("10.0.0.3", "GET /api/auth/me", "", "invalid_token"),
+        ("192.0.2.44", "GET /api/health", "", "ip_not_allowed"),
+        ("10.0.0.5", "POST /api/auth/login", "", "rate_limited"),
+        ("10.0.0.6", "POST /api/auth/login", "", "invalid_credentials"),
+    ];
+    let export = || async {
+        arca.call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None).await.text().await.unwrap()
+    };
+    assert!(eventually(Duration::from_secs(10), || async { export().await.contains("192.0.2.44") }).await);
+    let text = export().await;
+    let entries: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut failures = Vec::new();
+    for (ip, action, actor, code) in cases {
+        let denied: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["client_ip"] == ip && e["action"] == action && e["outcome"] == "denied")
+            .collect();
+        let Some(entry) = denied.iter().find(|e| e.to_string().contains(code)) else {
+            failures.push(format!("{code}: no denied entry from {ip} for {action} naming the code: {denied:?}"));
+            continue;
+        };
+        let who = entry["actor"].as_str().unwrap();
+        if !(who == actor || (actor.is_empty() && (who.is_empty() || who == "anonymous"))) {
+            failures.push(format!("{code}: actor {who:?}, expected {actor:?}"));
+        }
+    }
+    for secret in [bogus, wrong_1, wrong_2, USER_PASSWORD, ADMIN_PASSWORD, reader.as_str(), admin.as_str()] {
+        if text.contains(secret) {
+            failures.push(format!("the audit log holds a credential: {}…", &secret[..12]));
+        }
+    }
+    assert!(failures.is_empty(), "denials in the audit log:\n{}", failures.join("\n"));
+}
+both_backends!(denials_are_audited);
+
+/// Issue 16, point 15: the per-principal budget is the principal's wherever it comes from
+/// (ten addresses share it), and another principal at one of those addresses keeps its own.
+async fn per_principal_rate_limits(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend)
+        .await
+        .env("ARCA_TRUSTED_PROXIES", "127.0.0.1")
+        .env("ARCA_RATE_LIMIT", "10")
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    arca.create_user(&admin, "alice", &["consumer"]).await;
+    arca.create_user(&admin, "bob", &["consumer"]).await;
+    let login = |user: &'static str, ip: &'static str| {
+        let arca = &arca;
+        async move {
+            let r = arca
+                .client
+                .post(arca.url("/api/auth/login"))
+                .header("x-forwarded-for", ip)
+                .json(&json!({"username": user, "password": USER_PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (alice, bob) = (login("alice", "198.51.100.200").await, login("bob", "198.51.100.201").await);
+    let ips: Vec<String> = (1..=11).map(|i| format!("198.51.100.{i}")).collect();
+    let mut statuses = Vec::new();
+    for ip in &ips {
+        statuses.push(from_ip(&arca, Method::GET, "/api/auth/me", ip, Some(&alice), None).await);
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(statuses[10], 429, "one principal from eleven addresses got eleven requests through: {statuses:?}");
+    // Bob, from an address Alice used, is not limited by Alice's budget.
+    assert_eq!(from_ip(&arca, Method::GET, "/api/auth/me", &ips[0], Some(&bob), None).await, 200);
+    let mut bob_statuses = Vec::new();
+    for _ in 0..10 {
+        bob_statuses.push(from_ip(&arca, Method::GET, "/api/auth/me", "198.51.100.99", Some(&bob), None).await);
+    }
+    assert_eq!(bob_statuses.iter().filter(|s| **s == 429).count(), 1, "bob has a budget of ten: {bob_statuses:?}");
+}
+both_backends!(per_principal_rate_limits);

@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod first_run;
 mod foundation;
+mod hardening;
 mod helpers;
 mod hostile;
 mod identity;

@@ -38,6 +38,11 @@ fn s3_admin() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
+/// Replaces an object of the server's bucket behind Arca's back.
+pub async fn replace_object(arca: &Arca, key: &str, bytes: Vec<u8>) {
+    s3_admin().put_object().bucket(bucket_of(arca)).key(key).body(bytes.into()).send().await.unwrap();
+}
+
 fn bucket_of(arca: &Arca) -> String {
     arca.env_value("ARCA_S3_BUCKET").unwrap()
 }
@@ -155,11 +160,22 @@ async fn s3_bad_uploads_are_refused() {
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "upload_missing");
     assert_eq!(status_of(&arca, &admin, &wrong).await["status"], "pending_upload", "untouched");
 
-    // A URL for another artifact: it names that artifact's object and digest.
-    let (mine, _) = create(&arca, &admin, "mine", bytes.len(), &digest).await;
-    let other_bytes = payload(100_000, 8);
-    assert_eq!(send(&target, other_bytes).await.status(), 400);
-    assert_eq!(status_of(&arca, &admin, &mine).await["status"], "pending_upload");
+    // A URL for another artifact: A's bytes sent to B's presigned URL. B's URL names B's
+    // object and digest, so the store refuses; B still waits, A is untouched.
+    let a_bytes = payload(100_000, 8);
+    let (mine, mine_target) = create(&arca, &admin, "mine", a_bytes.len(), &sha256_hex(&a_bytes)).await;
+    let b_bytes = payload(100_000, 18);
+    let (theirs, theirs_target) = create(&arca, &admin, "theirs", b_bytes.len(), &sha256_hex(&b_bytes)).await;
+    assert_eq!(send(&theirs_target, a_bytes.clone()).await.status(), 400, "B's URL accepted A's bytes");
+    let bucket = bucket_of(&arca);
+    for id in [&mine, &theirs] {
+        assert_eq!(status_of(&arca, &admin, id).await["status"], "pending_upload");
+        let head = s3_admin().head_object().bucket(&bucket).key(format!("quarantine/{id}")).send().await;
+        assert!(head.is_err(), "an object was written for {id}");
+    }
+    assert_eq!(complete(&arca, &admin, &theirs).await.status(), 409, "B has no bytes");
+    // A's own URL still takes A's bytes.
+    assert_eq!(send(&mine_target, a_bytes).await.status(), 200);
 
     // Reused URL: the first PUT lands, a second is refused.
     let (used, target) = create(&arca, &admin, "reused", bytes.len(), &digest).await;
@@ -183,7 +199,6 @@ async fn s3_bad_uploads_are_refused() {
     // Bytes replaced in the store behind Arca's back (no checksum): complete re-hashes,
     // the artifact fails with the reason and its object is removed.
     let (swapped, _) = create(&arca, &admin, "swapped", bytes.len(), &digest).await;
-    let bucket = bucket_of(&arca);
     let mut evil = bytes.clone();
     evil[0] ^= 1;
     s3_admin()
@@ -200,12 +215,12 @@ async fn s3_bad_uploads_are_refused() {
     assert_eq!(status_of(&arca, &admin, &swapped).await["status"], "failed");
     assert!(s3_admin().head_object().bucket(&bucket).key(format!("quarantine/{swapped}")).send().await.is_err());
 
-    for id in [&wrong, &mine, &swapped] {
+    for id in [&wrong, &theirs, &swapped] {
         let r = download(&arca, &admin, id).await;
         assert_eq!(r.status(), 409);
         assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_approved");
     }
-    for id in [&used, &late] {
+    for id in [&used, &late, &mine] {
         assert_eq!(complete(&arca, &admin, id).await.status(), 200);
         assert_eq!(wait_final(&arca, &admin, id).await["status"], "approved");
     }
@@ -354,4 +369,66 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// Issue 16, point 13 on S3: a presigned GET issued while an artifact was approved keeps
+/// working until it expires after the artifact is quarantined again (the blob stays in the
+/// permanent area); it lives only `ARCA_S3_DOWNLOAD_URL_TTL` seconds (here 15), after which the
+/// store refuses it. Arca itself refuses every new download at once.
+#[tokio::test]
+async fn s3_presigned_gets_of_a_requarantined_artifact_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = 15;
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .s3()
+        .env("ARCA_POLICY_RECHECK_SECS", "1")
+        .env("ARCA_S3_DOWNLOAD_URL_TTL", &ttl.to_string())
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    arca.create_user(&admin, "consumer", &["consumer"]).await;
+    let consumer = arca.login("consumer", crate::helpers::USER_PASSWORD).await;
+    let bytes = crate::hardening::vulnerable_zip();
+    let r = arca
+        .call(
+            Method::POST,
+            "/api/artifacts",
+            Some(&admin),
+            Some(json!({"name": "flip", "version": "1.0.0", "filename": "flip.zip", "size": bytes.len(), "sha256": sha256_hex(&bytes)})),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    upload(&arca, &admin, &id, &created["upload"], &bytes).await;
+    assert_eq!(complete(&arca, &admin, &id).await.status(), 200);
+    let done = wait_final(&arca, &admin, &id).await;
+    assert_eq!(done["status"], "quarantined", "{done}");
+    let exception = crate::hardening::waive(&arca, &admin, &id).await;
+    crate::hardening::wait_status(&arca, &admin, &id, "approved", Duration::from_secs(20)).await;
+    let r = download(&arca, &consumer, &id).await;
+    assert_eq!(r.status(), 302);
+    let issued = std::time::Instant::now();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let expires: u64 = location.split("X-Amz-Expires=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
+    assert_eq!(expires, ttl, "the presigned GET lives {expires} s");
+    assert_eq!(
+        arca.call(Method::DELETE, &format!("/api/exceptions/{exception}"), Some(&admin), None).await.status(),
+        204
+    );
+    crate::hardening::wait_status(&arca, &admin, &id, "quarantined", Duration::from_secs(10)).await;
+    // Arca refuses new downloads at once.
+    assert_eq!(download(&arca, &consumer, &id).await.status(), 404);
+    let r = download(&arca, &admin, &id).await;
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_approved");
+    // The URL already handed out still works while it lives ...
+    assert!(issued.elapsed() < Duration::from_secs(ttl - 2), "too slow to observe the URL while it lives");
+    let got = store_client().get(&location).send().await.unwrap();
+    assert_eq!(got.status(), 200, "the presigned GET stopped working before it expired");
+    assert_eq!(&got.bytes().await.unwrap()[..], &bytes[..]);
+    // ... and not a second longer.
+    tokio::time::sleep(Duration::from_secs(ttl + 1).saturating_sub(issued.elapsed())).await;
+    assert_eq!(store_client().get(&location).send().await.unwrap().status(), 403, "an expired presigned GET worked");
 }

@@ -227,14 +227,27 @@ fn oci_image(binary: &[u8]) -> Vec<u8> {
     out.into_inner().unwrap()
 }
 
-/// A stand-in for Trivy that never finishes (a hung scanner cannot be provoked otherwise);
-/// it starts a child so that killing the whole process group is checked too.
-fn hanging_trivy(dir: &Path, marker: &str) -> PathBuf {
+/// A stand-in for Trivy that never finishes (a hung scanner cannot be provoked otherwise).
+/// Each scan it is asked for starts a child, and both write their PIDs to `pids` (one per
+/// line), so that the test can check that the whole process group was killed.
+fn hanging_trivy(dir: &Path, pids: &Path) -> PathBuf {
     let path = dir.join("hanging-trivy");
-    std::fs::write(&path, format!("#!/bin/sh\nsleep 300 # {marker}\n")).unwrap();
+    let script = format!(
+        "#!/bin/sh\n[ \"$1\" = --version ] && exec sleep 300\necho $$ >> {pids}\nsleep 300 &\necho $! >> {pids}\nwait\n",
+        pids = pids.display()
+    );
+    std::fs::write(&path, script).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
+}
+
+/// Whether a process runs (a zombie waiting for its parent does not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }
 
 /// 4) A scan past its deadline is killed (with its children), retried, then the artifact
@@ -242,8 +255,8 @@ fn hanging_trivy(dir: &Path, marker: &str) -> PathBuf {
 #[tokio::test]
 async fn scans_past_their_deadline_fail_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let marker = format!("arca-hang-{}", uuid::Uuid::new_v4().simple());
-    let trivy = hanging_trivy(dir.path(), &marker);
+    let pids = dir.path().join("scanner-pids");
+    let trivy = hanging_trivy(dir.path(), &pids);
     let arca = Arca::builder(dir.path(), Backend::Sqlite)
         .await
         .env("ARCA_TRIVY", trivy.to_str().unwrap())
@@ -266,8 +279,16 @@ async fn scans_past_their_deadline_fail_closed() {
         let r = results(&arca, &admin, id).await;
         assert_eq!(r["scan"]["status"], "failed");
     }
-    let left = Command::new("pgrep").arg("-f").arg(&marker).output().unwrap();
-    assert!(left.stdout.is_empty(), "scanner processes survived: {}", String::from_utf8_lossy(&left.stdout));
+    // Two artifacts, two attempts each: four scanner runs, each with a child; all gone.
+    let recorded: Vec<u32> =
+        std::fs::read_to_string(&pids).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(recorded.len(), 8, "scanner runs and their children: {recorded:?}");
+    let survived = || recorded.iter().copied().filter(|pid| running(*pid)).collect::<Vec<u32>>();
+    assert!(
+        eventually(Duration::from_secs(5), || async { survived().is_empty() }).await,
+        "scanner processes survived their deadline: {:?}",
+        survived()
+    );
     let metrics = arca.call(Method::GET, "/api/metrics", Some(&admin), None).await.text().await.unwrap();
     assert!(metrics.contains("arca_scanner_failures_total 4"), "two attempts each: {metrics}");
 }

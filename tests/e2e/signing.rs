@@ -144,7 +144,10 @@ async fn tampered_signatures_block_downloads() {
     // A signature removed altogether is refused too; the untouched artifact still downloads.
     sqlx::query("DELETE FROM signatures WHERE artifact_id = $1").bind(&a).execute(&pool).await.unwrap();
     let r = arca.call(Method::GET, &format!("/api/artifacts/{a}/download"), Some(&admin), None).await;
-    assert!(r.json::<Value>().await.unwrap()["detail"].as_str().unwrap().contains("no Arca signature"));
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "signature_invalid");
+    assert!(body["detail"].as_str().unwrap().contains("no Arca signature"), "{body}");
     assert_eq!(arca.call(Method::GET, &format!("/api/artifacts/{b}/download"), Some(&admin), None).await.status(), 200);
     let audit: Vec<Value> = arca
         .call(Method::GET, "/api/audit-logs?format=ndjson", Some(&admin), None)

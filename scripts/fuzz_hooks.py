@@ -1,0 +1,47 @@
+"""schemathesis hooks for scripts/fuzz.sh: an admin session kept alive.
+
+The access token comes from a real sign-in and is fetched again whenever an answer is 401
+(the fuzzer may sign itself out with POST /api/auth/logout). Cases that would change the
+fuzzing admin's own account (PUT /api/users/{its id}: a new password or role would lock the
+run out) are left out; every other user id is fuzzed.
+"""
+
+import os
+
+import requests
+import schemathesis
+
+BASE = os.environ["ARCA_FUZZ_URL"]
+PASSWORD = os.environ["ARCA_FUZZ_PASSWORD"]
+
+
+def _login():
+    response = requests.post(
+        f"{BASE}/api/auth/login", json={"username": "admin", "password": PASSWORD}, timeout=60
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+ADMIN_ID = requests.get(
+    f"{BASE}/api/auth/me", headers={"Authorization": f"Bearer {_login()}"}, timeout=60
+).json()["id"]
+
+
+@schemathesis.auth(refresh_interval=600, retry_on=[401])
+class AdminSession:
+    def get(self, case, context):
+        return _login()
+
+    def set(self, case, data, context):
+        case.headers = dict(case.headers or {})
+        case.headers["Authorization"] = f"Bearer {data}"
+
+
+@schemathesis.hook
+def filter_path_parameters(context, path_parameters):
+    return not (
+        context.operation.method.upper() == "PUT"
+        and context.operation.path == "/api/users/{id}"
+        and (path_parameters or {}).get("id") == ADMIN_ID
+    )

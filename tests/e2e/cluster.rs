@@ -953,9 +953,7 @@ fn the_edge_routes_every_route_to_the_function_that_owns_it() {
     let functions = ["auth", "users", "audit", "upload", "artifacts", "download", "scan", "sign", "ingest"];
     let route_to = |method: &str, path: &str| -> String {
         edge.iter()
-            .find(|e| {
-                e.methods.as_ref().is_none_or(|m| m.iter().any(|x| x == method)) && edge_covers(&e.path, path)
-            })
+            .find(|e| e.methods.as_ref().is_none_or(|m| m.iter().any(|x| x == method)) && edge_covers(&e.path, path))
             .map_or_else(|| "unrouted".to_owned(), |e| e.service.clone())
     };
     let mut wrong = Vec::new();
@@ -996,9 +994,10 @@ fn the_edge_routes_every_route_to_the_function_that_owns_it() {
     assert!(wrong.is_empty(), "routes.yaml disagrees with the route tables:\n{}", wrong.join("\n"));
     // And no edge entry points at a function for paths that function does not serve.
     for entry in edge.iter().filter(|e| functions.contains(&e.service.as_str())) {
-        let served = tables.iter().filter(|f| f.name == entry.service || f.name == "system").any(|f| {
-            f.specs().any(|s| !s.internal && edge_covers(&entry.path, &s.path))
-        });
+        let served = tables
+            .iter()
+            .filter(|f| f.name == entry.service || f.name == "system")
+            .any(|f| f.specs().any(|s| !s.internal && edge_covers(&entry.path, &s.path)));
         assert!(served, "routes.yaml sends {} to {}, which serves no such route", entry.path, entry.service);
     }
 }

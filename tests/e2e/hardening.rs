@@ -713,20 +713,29 @@ async fn a_cut_tail_stays_detected_after_the_next_checkpoint() {
     let cut_at = latest_checkpoint(&arca, &admin).await;
     let db = TestDb::of(&arca).await;
     db.execute_past_triggers(&[&format!("DELETE FROM audit_log WHERE seq > {}", cut_at - 20)]).await;
-    // The log grows again past the old checkpoint, and a newer one is signed.
+    // The log grows again past the old checkpoint: the checkpoint job refuses to sign the
+    // altered chain (and says so, with a metric to alert on) …
     for _ in 0..40 {
         arca.call(Method::GET, "/api/auth/me", Some(&admin), None).await;
     }
     assert!(
-        eventually(Duration::from_secs(15), || async { latest_checkpoint(&arca, &admin).await > cut_at }).await,
-        "no checkpoint after the cut"
+        eventually(Duration::from_secs(15), || async {
+            arca.stdout.text().contains("audit checkpoint refused: the log was altered")
+        })
+        .await,
+        "the checkpoint job did not notice the cut"
     );
+    assert_eq!(latest_checkpoint(&arca, &admin).await, cut_at, "a checkpoint was signed over the altered chain");
+    let metrics = arca.call(Method::GET, "/api/metrics", Some(&admin), None).await.text().await.unwrap();
+    assert!(!metrics.contains("arca_audit_tampering_total 0"), "{metrics}");
+    // … and verification fails at the old checkpoint, whatever is signed later.
     let report: Value =
         arca.call(Method::GET, "/api/audit-logs/verify", Some(&admin), None).await.json().await.unwrap();
     assert_eq!(
         report["valid"], false,
         "the checkpoint at entry {cut_at} was signed before 20 entries were cut, yet the log verifies: {report}"
     );
+    assert!(report["first_invalid"]["reason"].as_str().unwrap_or_default().contains("checkpoint"), "{report}");
 }
 
 // ---- Finding 14: scan workspaces ----

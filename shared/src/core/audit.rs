@@ -251,8 +251,10 @@ pub struct AuditFilter {
     pub target: Option<String>,
     pub outcome: Option<String>,
     /// RFC 3339 time; entries at or after it.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339 time; entries before it.
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -468,14 +470,26 @@ pub fn checkpoint_signed_by(checkpoint: &Checkpoint, key: &p256::ecdsa::Verifyin
 }
 
 /// Signs the current head, unless it is already the latest checkpoint. Returns the new one.
-pub async fn checkpoint(db: &Db, key: &CheckpointKey) -> Result<Option<Checkpoint>, sqlx::Error> {
+/// Refuses when the log no longer agrees with the latest checkpoint (entries were removed
+/// or rewritten): signing the altered chain would launder it.
+pub async fn checkpoint(db: &Db, key: &CheckpointKey) -> anyhow::Result<Option<Checkpoint>> {
     let head: Option<(i64, String)> =
         with_pool!(db, |pool| sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(pool)
             .await)?;
     let Some((seq, head_hash)) = head else { return Ok(None) };
-    if latest_checkpoint(db).await?.is_some_and(|c| c.seq >= seq) {
-        return Ok(None);
+    if let Some(latest) = latest_checkpoint(db).await? {
+        let hash: Option<String> =
+            with_pool!(db, |pool| sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+                .bind(latest.seq)
+                .fetch_optional(pool)
+                .await)?;
+        if let Some(broken) = disagreement(&latest, seq, hash) {
+            anyhow::bail!("the audit log no longer agrees with its latest signed checkpoint: {}", broken.reason);
+        }
+        if latest.seq >= seq {
+            return Ok(None);
+        }
     }
     let mut checkpoint = Checkpoint { seq, head_hash, signed_at: now_ms(), signature: String::new() };
     key.sign(&mut checkpoint);
@@ -549,7 +563,8 @@ pub fn verify_entries(
     result
 }
 
-/// The chain must reach the latest validly signed checkpoint and agree with it.
+/// The chain must agree with every validly signed checkpoint: a checkpoint vouches for the
+/// entry at its `seq`, so a log cut below it and grown again still fails at that checkpoint.
 fn check_against_checkpoints(
     result: &mut Verification,
     checkpoints: &[Checkpoint],
@@ -565,30 +580,37 @@ fn check_against_checkpoints(
         });
         return;
     }
-    let Some(latest) = checkpoints.iter().max_by_key(|c| c.seq) else { return };
-    result.checkpoint = Some(latest.clone());
+    let mut ordered: Vec<&Checkpoint> = checkpoints.iter().collect();
+    ordered.sort_by_key(|c| c.seq);
+    let Some(latest) = ordered.last() else { return };
+    result.checkpoint = Some((*latest).clone());
     if !result.valid {
         return;
     }
-    match hash_at(latest.seq) {
-        None => {
+    for checkpoint in ordered {
+        if let Some(broken) = disagreement(checkpoint, result.entries, hash_at(checkpoint.seq)) {
             result.valid = false;
-            result.first_invalid = Some(BrokenEntry {
-                seq: result.entries + 1,
-                reason: format!(
-                    "the log ends at entry {} but a signed checkpoint vouches for {} entries: the tail was removed",
-                    result.entries, latest.seq
-                ),
-            });
+            result.first_invalid = Some(broken);
+            return;
         }
-        Some(hash) if hash != latest.head_hash => {
-            result.valid = false;
-            result.first_invalid = Some(BrokenEntry {
-                seq: latest.seq,
-                reason: format!("entry {} differs from the signed checkpoint", latest.seq),
-            });
-        }
-        Some(_) => {}
+    }
+}
+
+/// Why the entry at a checkpoint's `seq` (`hash`, None when absent) contradicts it.
+fn disagreement(checkpoint: &Checkpoint, entries: i64, hash: Option<String>) -> Option<BrokenEntry> {
+    match hash {
+        None => Some(BrokenEntry {
+            seq: entries + 1,
+            reason: format!(
+                "the log ends at entry {entries} but a signed checkpoint vouches for {} entries: the tail was removed",
+                checkpoint.seq
+            ),
+        }),
+        Some(hash) if hash != checkpoint.head_hash => Some(BrokenEntry {
+            seq: checkpoint.seq,
+            reason: format!("entry {} differs from the signed checkpoint", checkpoint.seq),
+        }),
+        Some(_) => None,
     }
 }
 

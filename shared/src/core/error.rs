@@ -223,6 +223,8 @@ impl IntoResponse for ApiError {
             obj.extend(extra);
         }
         let mut response = (status, body.to_string()).into_response();
+        // For the request's audit entry (which error it was, not just the status).
+        response.extensions_mut().insert(self.code);
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         for (name, value) in self.headers {
@@ -291,5 +293,47 @@ mod tests {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             assert_eq!(ApiError::from_status(status).status(), status, "{status}");
         }
+    }
+}
+
+/// Deserializes an integer that a JSON client may spell with a zero fraction (`8838.0`):
+/// JSON Schema's `integer` allows it, so the API does too. Anything else that is not a
+/// whole number in range is refused.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i128>,
+{
+    use serde::de::Error;
+    let number = <serde_json::Number as serde::Deserialize>::deserialize(deserializer)?;
+    let whole = number
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| number.as_u64().map(i128::from))
+        .or_else(|| {
+            // 2^53 bounds the floats that still hold every integer exactly.
+            number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0).map(|f| f as i128)
+        })
+        .ok_or_else(|| D::Error::custom(format!("expected a whole number, got {number}")))?;
+    T::try_from(whole).map_err(|_| D::Error::custom(format!("{number} is out of range")))
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    #[derive(serde::Deserialize)]
+    struct Sized {
+        #[serde(deserialize_with = "super::whole_number")]
+        size: u64,
+    }
+
+    #[test]
+    fn zero_fractions_are_whole_numbers_and_nothing_else_is() {
+        let parse = |json: &str| serde_json::from_str::<Sized>(json).map(|s| s.size);
+        assert_eq!(parse(r#"{"size": 8838}"#).unwrap(), 8838);
+        assert_eq!(parse(r#"{"size": 8838.0}"#).unwrap(), 8838);
+        assert!(parse(r#"{"size": 8838.5}"#).is_err());
+        assert!(parse(r#"{"size": -1}"#).is_err());
+        assert!(parse(r#"{"size": "8838"}"#).is_err());
+        assert!(parse(r#"{"size": 1e300}"#).is_err());
     }
 }

@@ -39,6 +39,8 @@ pub struct Metrics {
     pub outbox_depth: IntGauge,
     /// Bytes of artifacts whose upload was verified (size and SHA-256 as declared).
     pub upload_bytes: IntCounter,
+    /// Checkpoint rounds that found the audit log altered (alert on any increase).
+    pub audit_tampering: IntCounter,
 }
 
 impl Metrics {
@@ -87,8 +89,14 @@ impl Metrics {
             IntGauge::new("arca_outbox_depth", "Lifecycle events not delivered yet").expect("valid metric");
         let upload_bytes = IntCounter::new("arca_upload_bytes_total", "Bytes of artifacts whose upload was verified")
             .expect("valid metric");
+        let audit_tampering = IntCounter::new(
+            "arca_audit_tampering_total",
+            "Checkpoint rounds that found the audit log no longer agreeing with a signed checkpoint",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(upload_bytes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(audit_tampering.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
             Box::new(scan_duration.clone()),
@@ -115,6 +123,7 @@ impl Metrics {
             trivy_db_age,
             outbox_depth,
             upload_bytes,
+            audit_tampering,
         }
     }
 

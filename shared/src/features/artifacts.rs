@@ -99,7 +99,7 @@ pub async fn search(
         .as_deref()
         .map(|s| Status::parse(s).ok_or_else(|| ApiError::new(Code::InvalidQuery, format!("unknown status '{s}'"))))
         .transpose()?;
-    let order_by = match query.sort.as_deref().unwrap_or("created_at") {
+    let order_by = match query.sort.as_deref().filter(|s| !s.is_empty()).unwrap_or("created_at") {
         "created_at" => "a.created_at",
         "name" => "a.name",
         "version" => "a.version_key",
@@ -107,7 +107,7 @@ pub async fn search(
         "status" => "a.status",
         other => return Err(ApiError::new(Code::InvalidQuery, format!("unknown sort '{other}'"))),
     };
-    let direction = match query.order.as_deref().unwrap_or("desc") {
+    let direction = match query.order.as_deref().filter(|s| !s.is_empty()).unwrap_or("desc") {
         "desc" => "DESC",
         "asc" => "ASC",
         other => return Err(ApiError::new(Code::InvalidQuery, format!("order must be asc or desc, not '{other}'"))),
@@ -121,7 +121,7 @@ pub async fn search(
         }
         status = Some(Status::Approved);
     }
-    let label = match query.label.as_deref() {
+    let label = match query.label.as_deref().filter(|l| !l.is_empty()) {
         Some(l) => {
             let (k, v) =
                 l.split_once('=').ok_or_else(|| ApiError::new(Code::InvalidQuery, "label must be key=value"))?;

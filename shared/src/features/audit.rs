@@ -62,6 +62,7 @@ pub struct AuditPage {
 
 fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     value
+        .filter(|v| !v.is_empty())
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| t.timestamp_millis())
@@ -87,7 +88,7 @@ pub async fn search(
     if page.format.as_deref() == Some("ndjson") {
         return Ok(export(core, filter, bounds));
     }
-    if let Some(format) = page.format.as_deref().filter(|f| *f != "json") {
+    if let Some(format) = page.format.as_deref().filter(|f| !f.is_empty() && *f != "json") {
         return Err(ApiError::new(Code::InvalidQuery, format!("unknown format '{format}' (json or ndjson)")));
     }
     let limit = page.limit.unwrap_or(100);
@@ -97,7 +98,12 @@ pub async fn search(
     let before = page
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| ApiError::new(Code::InvalidQuery, "malformed cursor")))
+        .filter(|c| !c.is_empty())
+        .map(|c| match c.parse::<i64>() {
+            // A cursor is the sequence number of an entry (the first is 1).
+            Ok(seq) if seq >= 1 => Ok(seq),
+            _ => Err(ApiError::new(Code::InvalidQuery, "malformed cursor: use next_cursor from the previous page")),
+        })
         .transpose()?;
     let entries = audit::list(&core.db, &filter, &bounds, before, limit).await?;
     let next_cursor = (entries.len() == usize::try_from(limit).unwrap_or(0))
@@ -173,8 +179,13 @@ pub async fn dead_letters(State(core): State<Core>) -> Result<Json<Vec<DeadLette
 /// The background job: sign the chain's head (leased: one replica at a time).
 pub async fn checkpoint(core: &Core, key: &AuditKey) -> anyhow::Result<()> {
     core.audit.flush().await;
-    if let Some(c) = audit::checkpoint(&core.db, &key.0).await? {
-        tracing::info!(seq = c.seq, "audit checkpoint signed");
+    match audit::checkpoint(&core.db, &key.0).await {
+        Ok(Some(c)) => tracing::info!(seq = c.seq, "audit checkpoint signed"),
+        Ok(None) => {}
+        Err(e) => {
+            core.metrics.audit_tampering.inc();
+            tracing::error!(error = format!("{e:#}"), "audit checkpoint refused: the log was altered");
+        }
     }
     Ok(())
 }

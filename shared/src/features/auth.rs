@@ -266,13 +266,14 @@ pub async fn jwks(State(issuer): State<Issuer>) -> Json<serde_json::Value> {
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// What the token is for (e.g. the CI pipeline's name), 1 to 100 printable characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     pub name: String,
     /// Permissions the token carries; each must be one of the owner's.
     #[schema(min_items = 1)]
     pub scopes: Vec<Permission>,
-    /// Days until the token expires (1 to `ARCA_TOKEN_MAX_DAYS`).
-    #[schema(minimum = 1)]
+    /// Days until the token expires (1 to `ARCA_TOKEN_MAX_DAYS`, 90 unless configured).
+    #[schema(minimum = 1, maximum = 90)]
+    #[serde(deserialize_with = "crate::core::error::whole_number")]
     pub expires_in_days: u32,
 }
 

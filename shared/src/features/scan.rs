@@ -512,6 +512,7 @@ pub struct NewException {
     #[schema(min_length = 10, max_length = 2000)]
     pub justification: String,
     /// Unix milliseconds; in the future, at most a year ahead.
+    #[serde(deserialize_with = "crate::core::error::whole_number")]
     pub expires_at: i64,
 }
 

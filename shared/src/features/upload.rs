@@ -59,8 +59,9 @@ pub struct NewArtifact {
     /// 1 to 255 bytes, no path separators or control characters.
     #[schema(min_length = 1, max_length = 255, example = "tool.tar.gz")]
     pub filename: String,
-    /// Bytes (1 to `ARCA_MAX_ARTIFACT_BYTES`).
-    #[schema(minimum = 1)]
+    /// Bytes (1 to `ARCA_MAX_ARTIFACT_BYTES`, 5 GiB unless configured).
+    #[schema(minimum = 1, maximum = 5368709120_u64)]
+    #[serde(deserialize_with = "crate::core::error::whole_number")]
     pub size: u64,
     /// Hex SHA-256 of the bytes that will be uploaded.
     #[schema(pattern = "^[0-9a-fA-F]{64}$")]
@@ -301,6 +302,7 @@ pub async fn list_parts(
 pub struct PartRequest {
     /// 1-based.
     #[schema(minimum = 1, maximum = 10000)]
+    #[serde(deserialize_with = "crate::core::error::whole_number")]
     pub number: u64,
     /// Hex SHA-256 of the part's bytes (the store refuses other bytes).
     #[schema(pattern = "^[0-9a-fA-F]{64}$")]
@@ -515,6 +517,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Received>, ApiError> {
+    local_store(&blobs)?;
     let claims = verify(&blobs, &token)?;
     let id = claims.a.clone();
     if let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
@@ -539,6 +542,24 @@ pub async fn receive(
             "this upload URL was already used or the upload is in progress",
         ));
     }
+    // The bytes are taken in a task of their own: when the client resets the stream (or the
+    // connection drops), this handler is cancelled, but the task sees the body end in an
+    // error and puts the artifact back to `pending_upload` at once, instead of leaving it
+    // `uploading` until the lease runs out.
+    let task = tokio::spawn(take_bytes(core, blobs, id, claims, body));
+    task.await.map_err(|e| ApiError::internal(format!("the upload task failed: {e}")))?
+}
+
+/// Writes the uploaded bytes and moves the artifact on: verifying, failed (wrong bytes) or
+/// back to `pending_upload` (cut short, too long, interrupted).
+async fn take_bytes(
+    core: Core,
+    blobs: Blobs,
+    id: String,
+    claims: TokenClaims,
+    body: Body,
+) -> Result<Json<Received>, ApiError> {
+    let lease = core.config.events.lease;
     let store = local_store(&blobs)?;
     let renew = || artifacts::renew_lease(&core.db, &id, now_ms() + i64::try_from(lease.as_millis()).unwrap_or(0));
     let written =

@@ -64,12 +64,14 @@ pub struct NewUser {
     pub username: String,
     #[schema(min_length = 12, max_length = 72)]
     pub password: String,
+    #[schema(min_items = 1)]
     pub roles: Vec<Role>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    #[schema(min_items = 1)]
     pub roles: Option<Vec<Role>>,
     #[schema(min_length = 12, max_length = 72)]
     pub password: Option<String>,

@@ -224,7 +224,11 @@ async fn gate_and_audit(State(core): State<Core>, mut request: Request, next: Ne
         }
     }
     let action = format!("{method} {}", route.as_deref().unwrap_or("unmatched"));
-    let mut event = context.anonymous_event(&action, &path, outcome, serde_json::Value::Null);
+    let details = match response.extensions().get::<Code>() {
+        Some(code) if status.as_u16() >= 400 => serde_json::json!({ "code": code.as_str() }),
+        _ => serde_json::Value::Null,
+    };
+    let mut event = context.anonymous_event(&action, &path, outcome, details);
     if !actor.name.is_empty() {
         event.actor = actor.name;
         event.roles = actor.roles;

@@ -116,15 +116,27 @@ fn document_responses(operation: &mut Operation, authenticated: bool) {
             }
         }
     }
-    // Every route can be rate limited and fail unexpectedly.
-    for (status, description) in [("429", "Too Many Requests"), ("500", "Internal Server Error")] {
+    // Every route can refuse a malformed request, be rate limited and fail unexpectedly; a
+    // JSON body can also be too large, of another media type, or of the wrong shape.
+    let json_body = operation.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
+    let mut always = vec![("400", "Bad Request"), ("429", "Too Many Requests"), ("500", "Internal Server Error")];
+    if json_body {
+        always.extend([
+            ("413", "Payload Too Large"),
+            ("415", "Unsupported Media Type"),
+            ("422", "Unprocessable Entity"),
+        ]);
+    }
+    for (status, description) in always {
         if !operation.responses.responses.contains_key(status) {
-            let response = ResponseBuilder::new()
+            let mut response = ResponseBuilder::new()
                 .description(description)
                 .content(PROBLEM_JSON, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
-                .header("Retry-After", string_header("Seconds to wait before retrying"))
-                .header("X-Request-Id", string_header("Id of this request, also on its log line"))
-                .build();
+                .header("X-Request-Id", string_header("Id of this request, also on its log line"));
+            if status == "429" {
+                response = response.header("Retry-After", string_header("Seconds to wait before retrying"));
+            }
+            let response = response.build();
             operation.responses.responses.insert(status.into(), RefOr::T(response));
         }
     }

@@ -79,7 +79,23 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
 
 export const apiClient = {
   get: <T>(path: string, query?: Record<string, QueryValue>, signal?: AbortSignal) => api<T>(path, { query, signal }),
-  post: <T>(path: string, body?: unknown) => api<T>(path, { method: 'POST', body: body ?? {} }),
+  post: <T>(path: string, body?: unknown, query?: Record<string, QueryValue>) => api<T>(path, { method: 'POST', body: body ?? {}, query }),
   put: <T>(path: string, body: unknown) => api<T>(path, { method: 'PUT', body }),
   delete: <T>(path: string) => api<T>(path, { method: 'DELETE' }),
 };
+
+/**
+ * Starts a browser download by navigating to a same-origin, single-use link (download or
+ * export links): the answer is `Content-Disposition: attachment`, so the bytes stream to
+ * disk and never pass through page memory.
+ */
+export function navigateTo(url: string): void {
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = '';
+  a.rel = 'noopener';
+  a.style.display = 'none';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}

@@ -1,6 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
-import { isProblem } from '@/lib/problem';
 import type {
   Artifact,
   ArtifactEvent,
@@ -54,18 +53,11 @@ export function usePublisherSignatures(id: string) {
   });
 }
 
-/** The status timeline (pending endpoint: null when the server does not have it yet). */
+/** The status timeline: the artifact's lifecycle events, oldest first. */
 export function useEvents(id: string, updatedAt: number | undefined) {
   return useQuery({
     queryKey: [...detailKeys.events(id), updatedAt],
-    queryFn: async ({ signal }) => {
-      try {
-        return await apiClient.get<ArtifactEvent[]>(`/api/artifacts/${id}/events`, undefined, signal);
-      } catch (e) {
-        if (isProblem(e) && (e.status === 404 || e.status === 405)) return null;
-        throw e;
-      }
-    },
+    queryFn: ({ signal }) => apiClient.get<ArtifactEvent[]>(`/api/artifacts/${id}/events`, undefined, signal),
   });
 }
 
@@ -115,14 +107,3 @@ export function useAttachSignature(id: string) {
   });
 }
 
-/** Starts a browser download by navigation: the bytes stream to disk, never into page memory. */
-export function navigateToDownload(url: string): void {
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = '';
-  a.rel = 'noopener';
-  a.style.display = 'none';
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-}

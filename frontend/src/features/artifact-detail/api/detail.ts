@@ -1,16 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
-import type {
-  Artifact,
-  ArtifactEvent,
-  ArtifactSignature,
-  DownloadLink,
-  NewException,
-  NewPublisherSignature,
-  PolicyException,
-  PublisherSignature,
-  ScanResults,
-} from '@/api/types';
+import type { NewException, NewPublisherSignature } from '@/api/types';
 import { FINAL_STATUSES } from '@/api/types';
 
 export const detailKeys = {
@@ -25,7 +15,7 @@ export const detailKeys = {
 export function useArtifact(id: string) {
   return useQuery({
     queryKey: detailKeys.artifact(id),
-    queryFn: ({ signal }) => apiClient.get<Artifact>(`/api/artifacts/${id}`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}', { params: { id }, signal }),
     refetchInterval: (q) => (q.state.data && !FINAL_STATUSES.includes(q.state.data.status) ? 2000 : false),
   });
 }
@@ -33,7 +23,7 @@ export function useArtifact(id: string) {
 export function useScanResults(id: string, enabled: boolean, updatedAt: number | undefined) {
   return useQuery({
     queryKey: [...detailKeys.scan(id), updatedAt],
-    queryFn: ({ signal }) => apiClient.get<ScanResults>(`/api/artifacts/${id}/scan-results`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/scan-results', { params: { id }, signal }),
     enabled,
   });
 }
@@ -41,7 +31,7 @@ export function useScanResults(id: string, enabled: boolean, updatedAt: number |
 export function useSignature(id: string, enabled: boolean) {
   return useQuery({
     queryKey: detailKeys.signature(id),
-    queryFn: ({ signal }) => apiClient.get<ArtifactSignature>(`/api/artifacts/${id}/signature`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/signature', { params: { id }, signal }),
     enabled,
   });
 }
@@ -49,7 +39,7 @@ export function useSignature(id: string, enabled: boolean) {
 export function usePublisherSignatures(id: string) {
   return useQuery({
     queryKey: detailKeys.publisher(id),
-    queryFn: ({ signal }) => apiClient.get<PublisherSignature[]>(`/api/artifacts/${id}/signatures`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/signatures', { params: { id }, signal }),
   });
 }
 
@@ -57,7 +47,7 @@ export function usePublisherSignatures(id: string) {
 export function useEvents(id: string, updatedAt: number | undefined) {
   return useQuery({
     queryKey: [...detailKeys.events(id), updatedAt],
-    queryFn: ({ signal }) => apiClient.get<ArtifactEvent[]>(`/api/artifacts/${id}/events`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/events', { params: { id }, signal }),
   });
 }
 
@@ -67,31 +57,31 @@ function useInvalidate(id: string) {
 }
 
 export function useDownloadLink(id: string) {
-  return useMutation({ mutationFn: () => apiClient.post<DownloadLink>(`/api/artifacts/${id}/download-link`) });
+  return useMutation({ mutationFn: () => apiClient.post('/api/artifacts/{id}/download-link', { params: { id } }) });
 }
 
 export function useRescan(id: string) {
   const invalidate = useInvalidate(id);
-  return useMutation({ mutationFn: () => apiClient.post<unknown>(`/api/artifacts/${id}/rescan`), onSuccess: invalidate });
+  return useMutation({ mutationFn: () => apiClient.post('/api/artifacts/{id}/rescan', { params: { id } }), onSuccess: invalidate });
 }
 
 export function useRelease(id: string) {
   const invalidate = useInvalidate(id);
   return useMutation({
-    mutationFn: (justification: string) => apiClient.post<Artifact>(`/api/artifacts/${id}/release`, { justification }),
+    mutationFn: (justification: string) => apiClient.post('/api/artifacts/{id}/release', { params: { id }, body: { justification } }),
     onSuccess: invalidate,
   });
 }
 
 export function useDelete(id: string) {
   const invalidate = useInvalidate(id);
-  return useMutation({ mutationFn: () => apiClient.delete<void>(`/api/artifacts/${id}`), onSuccess: invalidate });
+  return useMutation({ mutationFn: () => apiClient.delete('/api/artifacts/{id}', { params: { id } }), onSuccess: invalidate });
 }
 
 export function useCreateException() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: NewException) => apiClient.post<PolicyException>('/api/exceptions', body),
+    mutationFn: (body: NewException) => apiClient.post('/api/exceptions', { body }),
     onSuccess: () => qc.invalidateQueries({ queryKey: ['exceptions'] }),
   });
 }
@@ -99,7 +89,7 @@ export function useCreateException() {
 export function useAttachSignature(id: string) {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: NewPublisherSignature) => apiClient.post<PublisherSignature>(`/api/artifacts/${id}/signatures`, body),
+    mutationFn: (body: NewPublisherSignature) => apiClient.post('/api/artifacts/{id}/signatures', { params: { id }, body }),
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: detailKeys.publisher(id) });
       void qc.invalidateQueries({ queryKey: detailKeys.artifact(id) });

@@ -1,6 +1,5 @@
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { apiClient, navigateTo } from '@/lib/api-client';
-import type { AuditPage, AuditVerification, ExportLink } from '@/api/types';
 
 export interface AuditFilter {
   actor: string;
@@ -15,7 +14,7 @@ export interface AuditFilter {
 export function useAuditPage(filter: AuditFilter, cursor: string | null, limit: number) {
   return useQuery({
     queryKey: ['audit', filter, cursor, limit],
-    queryFn: ({ signal }) => apiClient.get<AuditPage>('/api/audit-logs', { ...filter, cursor: cursor ?? undefined, limit }, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/audit-logs', { query: { ...filter, cursor, limit }, signal }),
     placeholderData: keepPreviousData,
   });
 }
@@ -23,7 +22,7 @@ export function useAuditPage(filter: AuditFilter, cursor: string | null, limit: 
 export function useAuditVerification() {
   return useQuery({
     queryKey: ['audit', 'verify'],
-    queryFn: ({ signal }) => apiClient.get<AuditVerification>('/api/audit-logs/verify', undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/audit-logs/verify', { signal }),
     staleTime: 60_000,
   });
 }
@@ -34,6 +33,6 @@ export function useAuditVerification() {
  * memory) and the bearer token never appears in a URL.
  */
 export async function exportNdjson(filter: AuditFilter): Promise<void> {
-  const link = await apiClient.post<ExportLink>('/api/audit-logs/export-link', undefined, { ...filter });
+  const link = await apiClient.post('/api/audit-logs/export-link', { query: { ...filter } });
   navigateTo(link.url);
 }

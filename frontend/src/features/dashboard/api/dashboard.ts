@@ -1,12 +1,11 @@
 import { useQuery } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
-import type { DeadLetter, ScannerInfo, Stats } from '@/api/types';
 
 /** `GET /api/stats`: counts by status, findings by severity, recent uploads (and denials for auditors). */
 export function useStats() {
   return useQuery({
     queryKey: ['stats'],
-    queryFn: ({ signal }) => apiClient.get<Stats>('/api/stats', undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/stats', { signal }),
     refetchInterval: 30_000,
   });
 }
@@ -15,7 +14,7 @@ export function useStats() {
 export function useScanner() {
   return useQuery({
     queryKey: ['scanner'],
-    queryFn: ({ signal }) => apiClient.get<ScannerInfo>('/api/scanner', undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/scanner', { signal }),
     refetchInterval: 60_000,
   });
 }
@@ -24,7 +23,7 @@ export function useScanner() {
 export function useDeadLetters(enabled: boolean) {
   return useQuery({
     queryKey: ['dead-letters'],
-    queryFn: ({ signal }) => apiClient.get<DeadLetter[]>('/api/events/dead-letters', undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/events/dead-letters', { signal }),
     enabled,
     refetchInterval: 60_000,
   });

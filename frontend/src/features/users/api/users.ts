@@ -1,15 +1,15 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
-import type { NewUser, User, UserUpdate } from '@/api/types';
+import type { NewUser, UserUpdate } from '@/api/types';
 
 export function useUsers() {
-  return useQuery({ queryKey: ['users'], queryFn: ({ signal }) => apiClient.get<User[]>('/api/users', undefined, signal) });
+  return useQuery({ queryKey: ['users'], queryFn: ({ signal }) => apiClient.get('/api/users', { signal }) });
 }
 
 export function useCreateUser() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: NewUser) => apiClient.post<User>('/api/users', body),
+    mutationFn: (body: NewUser) => apiClient.post('/api/users', { body }),
     onSuccess: () => qc.invalidateQueries({ queryKey: ['users'] }),
   });
 }
@@ -17,7 +17,7 @@ export function useCreateUser() {
 export function useUpdateUser() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: ({ id, update }: { id: string; update: UserUpdate }) => apiClient.put<User>(`/api/users/${id}`, update),
+    mutationFn: ({ id, update }: { id: string; update: UserUpdate }) => apiClient.put('/api/users/{id}', { params: { id }, body: update }),
     onSuccess: () => qc.invalidateQueries({ queryKey: ['users'] }),
   });
 }

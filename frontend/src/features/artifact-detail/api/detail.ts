@@ -1,5 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
+import { isProblem } from '@/lib/problem';
 import type { NewException, NewPublisherSignature } from '@/api/types';
 import { FINAL_STATUSES } from '@/api/types';
 
@@ -56,8 +57,19 @@ function useInvalidate(id: string) {
   return () => qc.invalidateQueries({ queryKey: ['artifacts'] }).then(() => qc.invalidateQueries({ queryKey: detailKeys.artifact(id) }));
 }
 
+/**
+ * A single-use download link. A refusal because the artifact is no longer approved
+ * (`not_approved`: e.g. a policy re-check quarantined it since the page loaded) refetches
+ * the artifact, so the page shows its status and the policy's reasons.
+ */
 export function useDownloadLink(id: string) {
-  return useMutation({ mutationFn: () => apiClient.post('/api/artifacts/{id}/download-link', { params: { id } }) });
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: () => apiClient.post('/api/artifacts/{id}/download-link', { params: { id } }),
+    onError: (e) => {
+      if (isProblem(e) && e.code === 'not_approved') void qc.invalidateQueries({ queryKey: detailKeys.artifact(id) });
+    },
+  });
 }
 
 export function useRescan(id: string) {
@@ -78,11 +90,12 @@ export function useDelete(id: string) {
   return useMutation({ mutationFn: () => apiClient.delete('/api/artifacts/{id}', { params: { id } }), onSuccess: invalidate });
 }
 
+/** An exception re-evaluates the artifacts it covers at once: their queries are refetched. */
 export function useCreateException() {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (body: NewException) => apiClient.post('/api/exceptions', { body }),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['exceptions'] }),
+    onSuccess: () => Promise.all([qc.invalidateQueries({ queryKey: ['exceptions'] }), qc.invalidateQueries({ queryKey: ['artifacts'] })]),
   });
 }
 

@@ -65,7 +65,14 @@ function DownloadButton({ artifact }: { artifact: Artifact }) {
       ) : (
         button
       )}
-      <ProblemAlert error={link.error} />
+      <ProblemAlert
+        error={
+          // Consumers see approved artifacts only: one quarantined (or deleted) since the page loaded is "not found".
+          isProblem(link.error) && link.error.status === 404
+            ? new Error('No longer downloadable: this artifact is not approved any more (a policy re-check quarantined it, or it was deleted).')
+            : link.error
+        }
+      />
       {reason && (
         <Typography id="download-blocked" variant="body2" color="text.secondary" sx={{ mt: 0.5, maxWidth: 420 }}>
           {reason}

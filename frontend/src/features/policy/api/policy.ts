@@ -17,7 +17,8 @@ export function useCreateException() {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (body: NewException) => apiClient.post('/api/exceptions', { body }),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['exceptions'] }),
+    // Exceptions re-evaluate the artifacts they cover.
+    onSuccess: () => Promise.all([qc.invalidateQueries({ queryKey: ['exceptions'] }), qc.invalidateQueries({ queryKey: ['artifacts'] })]),
   });
 }
 
@@ -25,6 +26,7 @@ export function useRevokeException() {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (id: string) => apiClient.delete('/api/exceptions/{id}', { params: { id } }),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['exceptions'] }),
+    // Exceptions re-evaluate the artifacts they cover.
+    onSuccess: () => Promise.all([qc.invalidateQueries({ queryKey: ['exceptions'] }), qc.invalidateQueries({ queryKey: ['artifacts'] })]),
   });
 }

@@ -13,8 +13,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Re-signs every approved artifact with the current signing key (after a rotation). */
-        post: operations["resign"];
+        /**
+         * Re-signs every approved artifact with the current signing key (after a rotation).
+         * @description Requires the `artifacts_manage` permission.
+         */
+        post: operations["resignArtifacts"];
         delete?: never;
         options?: never;
         head?: never;
@@ -28,11 +31,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Searches artifacts. Consumers see approved artifacts only. */
-        get: operations["search"];
+        /**
+         * Searches artifacts (paged, sorted). Consumers see approved artifacts only.
+         * @description Requires the `artifacts_read` permission.
+         */
+        get: operations["listArtifacts"];
         put?: never;
-        /** Creates an artifact and returns where to upload its bytes. */
-        post: operations["create"];
+        /**
+         * Creates an artifact and returns where to upload its bytes.
+         * @description Requires the `artifacts_write` permission.
+         */
+        post: operations["createArtifact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -46,15 +55,19 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One artifact. Consumers see approved artifacts only. */
-        get: operations["get"];
+        /**
+         * One artifact. Consumers see approved artifacts only.
+         * @description Requires the `artifacts_read` permission.
+         */
+        get: operations["getArtifact"];
         put?: never;
         post?: never;
         /**
-         * Deletes an artifact: destroys its data key (crypto-shred) and its blob; the metadata
-         *     stays as a tombstone for the audit trail.
+         * Deletes an artifact: its data key is destroyed (crypto-shred) and, through the
+         *     `deleted` event, its blob and any scan workspace; the metadata stays as a tombstone.
+         * @description Requires the `artifacts_delete` permission.
          */
-        delete: operations["delete"];
+        delete: operations["deleteArtifact"];
         options?: never;
         head?: never;
         patch?: never;
@@ -69,8 +82,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Finishes an upload: checks size and SHA-256, then hands the artifact to scanning. */
-        post: operations["complete"];
+        /**
+         * Finishes an upload: checks size and SHA-256, then hands the artifact to scanning. On
+         *     S3 the storage notification may have done it already: the answer is then the current
+         *     state.
+         * @description Requires the `artifacts_write` permission.
+         */
+        post: operations["completeUpload"];
         delete?: never;
         options?: never;
         head?: never;
@@ -84,8 +102,52 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Downloads an approved artifact (supports `Range`). */
-        get: operations["download"];
+        /**
+         * Downloads an approved artifact (supports `Range`).
+         * @description Requires the `artifacts_download` permission.
+         */
+        get: operations["downloadArtifact"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/artifacts/{id}/download-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A short-lived (60 s), single-use link to download an approved artifact, bound to the
+         *     caller (for browsers: navigating to it streams the file to disk).
+         * @description Requires the `artifacts_download` permission.
+         */
+        post: operations["createDownloadLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/artifacts/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The artifact's lifecycle, oldest first (from its events).
+         * @description Requires the `artifacts_read` permission.
+         */
+        get: operations["listArtifactEvents"];
         put?: never;
         post?: never;
         delete?: never;
@@ -101,11 +163,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Which parts of a multipart upload are done (to resume an interrupted upload). */
-        get: operations["list_parts"];
+        /**
+         * Which parts of a multipart upload are done (to resume an interrupted upload).
+         * @description Requires the `artifacts_write` permission.
+         */
+        get: operations["listUploadedParts"];
         put?: never;
-        /** Presigned `PUT` URLs for parts, each bound to the part's size and SHA-256. */
-        post: operations["sign_parts"];
+        /**
+         * Presigned `PUT` URLs for parts, each bound to the part's size and SHA-256.
+         * @description Requires the `artifacts_write` permission.
+         */
+        post: operations["presignParts"];
         delete?: never;
         options?: never;
         head?: never;
@@ -123,9 +191,11 @@ export interface paths {
         put?: never;
         /**
          * Releases a quarantined artifact despite its findings (admin, audited). The release
-         *     covers the findings of the current scan; a later scan is judged again.
+         *     covers the findings of the current scan; a later scan is judged again. The artifact
+         *     goes to `signing`, and is approved once Arca has signed it.
+         * @description Requires the `artifacts_manage` permission.
          */
-        post: operations["release"];
+        post: operations["releaseArtifact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -141,8 +211,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Queues a new scan of an approved or quarantined artifact. */
-        post: operations["rescan"];
+        /**
+         * Scans an artifact again: an approved or quarantined one (admin), or one that failed
+         *     because the scanner was unavailable (its owner or an admin).
+         * @description Requires the `artifacts_read` permission.
+         */
+        post: operations["rescanArtifact"];
         delete?: never;
         options?: never;
         head?: never;
@@ -156,8 +230,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The full findings of an artifact's latest scan (secrets without their values). */
-        get: operations["scan_results"];
+        /**
+         * The full findings of an artifact's latest scan (secrets without their values).
+         * @description Requires the `scan_results_read` permission.
+         */
+        get: operations["getScanResults"];
         put?: never;
         post?: never;
         delete?: never;
@@ -173,8 +250,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Arca's signature of an approved artifact, with everything needed to verify it offline. */
-        get: operations["get_signature"];
+        /**
+         * Arca's signature of an approved artifact, with everything needed to verify it offline.
+         * @description Requires the `artifacts_read` permission.
+         */
+        get: operations["getArtifactSignature"];
         put?: never;
         post?: never;
         delete?: never;
@@ -190,11 +270,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The publisher signatures attached to an artifact, with their results. */
-        get: operations["list"];
+        /**
+         * The publisher signatures attached to an artifact, with their results.
+         * @description Requires the `artifacts_read` permission.
+         */
+        get: operations["listPublisherSignatures"];
         put?: never;
-        /** Attaches a publisher signature; the answer says whether it is valid, and why not. */
-        post: operations["attach"];
+        /**
+         * Attaches a publisher signature; the answer says whether it is valid, and why not.
+         * @description Requires the `artifacts_write` permission.
+         */
+        post: operations["attachPublisherSignature"];
         delete?: never;
         options?: never;
         head?: never;
@@ -213,8 +299,9 @@ export interface paths {
         /**
          * Issues a new upload target for an artifact still waiting for its bytes (an expired URL,
          *     a resumed multipart upload). A local upload URL issued earlier stops working.
+         * @description Requires the `artifacts_write` permission.
          */
-        post: operations["reissue"];
+        post: operations["reissueUpload"];
         delete?: never;
         options?: never;
         head?: never;
@@ -228,8 +315,72 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Searches the audit log (filters, cursor pagination) or exports it as NDJSON. */
-        get: operations["search"];
+        /**
+         * Searches the audit log (filters, cursor pagination) or exports it as NDJSON.
+         * @description Requires the `audit_read` permission.
+         */
+        get: operations["searchAuditLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audit-logs/checkpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Signed checkpoints of the audit chain.
+         * @description Requires the `audit_read` permission.
+         */
+        get: operations["listAuditCheckpoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audit-logs/export-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A short-lived (60 s), single-use link to export the matching entries as NDJSON (for
+         *     browsers: navigating to it downloads the file).
+         * @description Requires the `audit_read` permission.
+         */
+        post: operations["createAuditExportLink"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/audit-logs/export/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The NDJSON export behind a link from `POST /api/audit-logs/export-link`: valid once,
+         *     within its minute, for the user who asked (still allowed to read the log).
+         */
+        get: operations["redeemAuditExportLink"];
         put?: never;
         post?: never;
         delete?: never;
@@ -245,8 +396,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Walks the hash chain; reports the first entry that does not verify. */
-        get: operations["verify_chain"];
+        /**
+         * Walks the hash chain and checks it reaches the latest signed checkpoint (a log whose
+         *     tail was cut no longer does).
+         * @description Requires the `audit_read` permission.
+         */
+        get: operations["verifyAuditLog"];
         put?: never;
         post?: never;
         delete?: never;
@@ -263,7 +418,7 @@ export interface paths {
             cookie?: never;
         };
         /** Public keys that verify Arca access tokens (RFC 7517 JWK Set). */
-        get: operations["jwks"];
+        get: operations["getJwks"];
         put?: never;
         post?: never;
         delete?: never;
@@ -314,7 +469,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's identity, roles and effective permissions. */
-        get: operations["me"];
+        get: operations["getCurrentUser"];
         put?: never;
         post?: never;
         delete?: never;
@@ -336,7 +491,27 @@ export interface paths {
          * Rotates a refresh token: returns a new access token and a new refresh token. Reusing
          *     an old refresh token revokes its whole family.
          */
-        post: operations["refresh"];
+        post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/download-links/{token}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Downloads through a link from `POST …/download-link`: valid once, within its minute,
+         *     for the user who asked for it (still allowed to download), audited like any download.
+         */
+        get: operations["redeemDownloadLink"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -350,8 +525,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Dead-lettered lifecycle events (newest first, at most 500), for operators. */
-        get: operations["dead_letters"];
+        /**
+         * Dead-lettered lifecycle events (newest first, at most 500), for operators.
+         * @description Requires the `audit_read` permission.
+         */
+        get: operations["listDeadLetters"];
         put?: never;
         post?: never;
         delete?: never;
@@ -367,11 +545,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Lists exceptions (in force, or all). */
-        get: operations["list_exceptions"];
+        /**
+         * Lists exceptions (in force, or all).
+         * @description Requires the `artifacts_manage` permission.
+         */
+        get: operations["listExceptions"];
         put?: never;
-        /** Creates an exception; affected artifacts are re-evaluated at once. */
-        post: operations["create_exception"];
+        /**
+         * Creates an exception; affected artifacts are re-evaluated at once.
+         * @description Requires the `artifacts_manage` permission.
+         */
+        post: operations["createException"];
         delete?: never;
         options?: never;
         head?: never;
@@ -388,8 +572,11 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revokes an exception; artifacts it covered are re-evaluated at once. */
-        delete: operations["revoke_exception"];
+        /**
+         * Revokes an exception; artifacts it covered are re-evaluated at once.
+         * @description Requires the `artifacts_manage` permission.
+         */
+        delete: operations["revokeException"];
         options?: never;
         head?: never;
         patch?: never;
@@ -403,7 +590,7 @@ export interface paths {
             cookie?: never;
         };
         /** Health of Arca and its dependencies; 503 names what failed. */
-        get: operations["health"];
+        get: operations["getHealth"];
         put?: never;
         post?: never;
         delete?: never;
@@ -420,10 +607,54 @@ export interface paths {
             cookie?: never;
         };
         /** Prometheus metrics (text exposition format). */
-        get: operations["metrics"];
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/names/{name}/owners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The owners of an artifact name.
+         * @description Requires the `artifacts_read` permission.
+         */
+        get: operations["listNameOwners"];
+        put?: never;
+        /**
+         * Grants a user the right to publish versions under a name (admin, audited).
+         * @description Requires the `users_manage` permission.
+         */
+        post: operations["grantNameOwner"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/names/{name}/owners/{username}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Takes a user's right to publish under a name away (admin, audited).
+         * @description Requires the `users_manage` permission.
+         */
+        delete: operations["revokeNameOwner"];
         options?: never;
         head?: never;
         patch?: never;
@@ -437,7 +668,7 @@ export interface paths {
             cookie?: never;
         };
         /** The OpenAPI 3 document of every route. */
-        get: operations["openapi"];
+        get: operations["getOpenApi"];
         put?: never;
         post?: never;
         delete?: never;
@@ -454,7 +685,7 @@ export interface paths {
             cookie?: never;
         };
         /** The policy in force. */
-        get: operations["show_policy"];
+        get: operations["getPolicy"];
         put?: never;
         post?: never;
         delete?: never;
@@ -471,7 +702,44 @@ export interface paths {
             cookie?: never;
         };
         /** The roles and the permissions each grants. */
-        get: operations["roles"];
+        get: operations["listRoles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/scanner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The scanner's state: Trivy's version and the vulnerability DB's age. */
+        get: operations["getScanner"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Counts by status, findings by severity, recent uploads and denials.
+         * @description Requires the `artifacts_read` permission.
+         */
+        get: operations["getStats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -487,11 +755,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's API tokens (never their values). */
-        get: operations["list"];
+        /**
+         * The caller's API tokens (never their values).
+         * @description Requires the `tokens_manage` permission.
+         */
+        get: operations["listTokens"];
         put?: never;
-        /** Creates an API token; its value is returned once. */
-        post: operations["create"];
+        /**
+         * Creates an API token; its value is returned once. Only a signed-in session may create
+         *     tokens: a token cannot mint successors that would outlive its own revocation.
+         * @description Requires the `tokens_manage` permission.
+         */
+        post: operations["createToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -508,8 +783,11 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revokes a token (one's own; admins may revoke any). */
-        delete: operations["revoke"];
+        /**
+         * Revokes a token (one's own; admins may revoke any).
+         * @description Requires the `tokens_manage` permission.
+         */
+        delete: operations["revokeToken"];
         options?: never;
         head?: never;
         patch?: never;
@@ -523,8 +801,12 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Receives the bytes of an artifact (streamed: hashed and encrypted on the fly). */
-        put: operations["receive"];
+        /**
+         * Receives the bytes of an artifact (streamed: hashed and encrypted on the fly). A body
+         *     cut short returns the artifact to `pending_upload` (ask for a new URL and send again);
+         *     only bytes that are not the declared ones fail it.
+         */
+        put: operations["uploadBytes"];
         post?: never;
         delete?: never;
         options?: never;
@@ -539,11 +821,17 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** All accounts. */
-        get: operations["list"];
+        /**
+         * All accounts.
+         * @description Requires the `users_manage` permission.
+         */
+        get: operations["listUsers"];
         put?: never;
-        /** Creates an account. */
-        post: operations["create_user"];
+        /**
+         * Creates an account.
+         * @description Requires the `users_manage` permission.
+         */
+        post: operations["createUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -558,8 +846,11 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Changes roles, password or the disabled flag. Takes effect on existing tokens at once. */
-        put: operations["update"];
+        /**
+         * Changes roles, password or the disabled flag. Takes effect on existing tokens at once.
+         * @description Requires the `users_manage` permission.
+         */
+        put: operations["updateUser"];
         post?: never;
         delete?: never;
         options?: never;
@@ -591,7 +882,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Knative readiness probe: the database answers. */
+        /** Knative readiness probe: the database answers (read-only). */
         get: operations["readiness"];
         put?: never;
         post?: never;
@@ -632,15 +923,20 @@ export interface components {
                 [key: string]: string;
             };
             name: string;
+            /** @description The uploader's username. */
+            owner: string;
             owner_id: string;
-            /** @description Machine-readable reasons of the last policy decision (empty when it passed). */
+            /** @description Machine-readable reasons of the last policy decision (callers who may read scan results). */
             policy_reasons: components["schemas"]["Reason"][];
+            /** @description A failure of the scanner, not of the artifact: `POST …/rescan` retries it. */
+            retryable: boolean;
             scan?: null | components["schemas"]["ScanSummary"];
+            severity?: null | components["schemas"]["Summary"];
             sha256: string;
             /** Format: int64 */
             size: number;
             status: components["schemas"]["Status"];
-            /** @description Why the artifact is failed, quarantined or refused, when it is. */
+            /** @description Why the artifact is failed, quarantined or released (callers who may read scan results). */
             status_reason?: string | null;
             /** Format: int64 */
             updated_at: number;
@@ -655,7 +951,7 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
-        /** @description Arca's signature of an artifact, as the API returns it. */
+        /** @description Arca's signature of an artifact, with what is needed to verify it offline. */
         ArtifactSignature: {
             algorithm: string;
             /** @description PEM: the signing certificate, then its issuers. */
@@ -669,6 +965,10 @@ export interface components {
              * @description Unix milliseconds.
              */
             signed_at: number;
+            signer?: null | components["schemas"]["SignerInfo"];
+            verification_error?: string | null;
+            /** @description Whether the signature verifies now with a trusted certificate (the download gate). */
+            verified: boolean;
         };
         /** @description A stored entry. */
         AuditEntry: {
@@ -708,14 +1008,40 @@ export interface components {
          * @description Outcome of one dependency check.
          * @enum {string}
          */
-        Check: "ok" | "unavailable";
+        Check: "ok" | "stale" | "unavailable";
+        /**
+         * @description A signed statement that the chain had `seq` entries ending in `head_hash` at `signed_at`.
+         *     Deleting entries from the tail (which re-links nothing and so still verifies as a chain)
+         *     is detected: the chain no longer reaches the latest checkpoint.
+         */
+        Checkpoint: {
+            head_hash: string;
+            /** Format: int64 */
+            seq: number;
+            /** @description Base64 of the DER ECDSA P-256 signature over [`Checkpoint::message`]. */
+            signature: string;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            signed_at: number;
+        };
+        /**
+         * @description The signed checkpoints and the public key that verifies them (for offline checks of an
+         *     export with `arca audit verify`).
+         */
+        Checkpoints: {
+            checkpoints: components["schemas"]["Checkpoint"][];
+            /** @description PEM public key of the checkpoint signer. */
+            public_key: string;
+        };
         CreateToken: {
             /**
              * Format: int32
-             * @description Days until the token expires (required; at most `ARCA_TOKEN_MAX_DAYS`).
+             * @description Days until the token expires (1 to `ARCA_TOKEN_MAX_DAYS`).
              */
             expires_in_days: number;
-            /** @description What the token is for (e.g. the CI pipeline's name). */
+            /** @description What the token is for (e.g. the CI pipeline's name), 1 to 100 printable characters. */
             name: string;
             /** @description Permissions the token carries; each must be one of the owner's. */
             scopes: components["schemas"]["Permission"][];
@@ -727,7 +1053,7 @@ export interface components {
             /** @description The token itself: shown only in this response. */
             token: string;
         };
-        /** @description An event no handler could deliver after `MAX_ATTEMPTS`. */
+        /** @description An event no handler could deliver after `MAX_ATTEMPTS` (or that the Broker gave up on). */
         DeadLetter: {
             artifact_id: string;
             /** Format: int64 */
@@ -742,6 +1068,28 @@ export interface components {
             event_type: string;
             id: string;
             last_error?: string | null;
+        };
+        /** @description An audit entry in brief (dashboard). */
+        Denial: {
+            action: string;
+            actor: string;
+            client_ip: string;
+            target: string;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            ts: number;
+        };
+        /** @description A single-use download link. */
+        DownloadLink: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            expires_at: number;
+            /** @description Path to navigate to (`/api/download-links/<token>`): valid once, within 60 s. */
+            url: string;
         };
         Exception: {
             /** @description None: every artifact. */
@@ -761,6 +1109,16 @@ export interface components {
             revoked_at?: number | null;
             vulnerability_id?: string | null;
         };
+        /** @description A single-use link to an NDJSON export. */
+        ExportLink: {
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            expires_at: number;
+            /** @description Path to navigate to (`/api/audit-logs/export/<token>`): valid once, within 60 s. */
+            url: string;
+        };
         /** @description Everything a scan found. */
         Findings: {
             /** @description What unpacking the artifact found (unsafe links, a format Arca cannot open). */
@@ -769,15 +1127,24 @@ export interface components {
             secrets: components["schemas"]["Secret"][];
             vulnerabilities: components["schemas"]["Vulnerability"][];
         };
+        Grant: {
+            username: string;
+        };
         /** @description Health of the process and its dependencies. */
         Health: {
             checks: components["schemas"]["HealthChecks"];
-            /** @description `ok` when every check passes, else `unavailable`. */
+            /** @description `ok` when every check passes (or is only stale), else `unavailable`. */
             status: components["schemas"]["Check"];
         };
         HealthChecks: {
             database: components["schemas"]["Check"];
-            storage: components["schemas"]["Check"];
+            /**
+             * Format: double
+             * @description Age of the vulnerability DB, in hours.
+             */
+            db_age_hours?: number | null;
+            scanner?: null | components["schemas"]["Check"];
+            storage?: null | components["schemas"]["Check"];
         };
         License: {
             category: string;
@@ -785,6 +1152,21 @@ export interface components {
             name: string;
             package: string;
             severity: string;
+        };
+        /** @description One step of an artifact's life. */
+        LifecycleEvent: {
+            id: string;
+            /** @description Why (callers who may read scan results). */
+            reason?: string | null;
+            /** @description The status the artifact entered (absent for requests such as rescans). */
+            status?: string | null;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            time: number;
+            /** @description The CloudEvent type (`dev.arca.artifact.approved`, …). */
+            type: string;
         };
         /** @description A link that a consumer unpacking the archive would be exposed to. */
         LinkFinding: {
@@ -818,27 +1200,46 @@ export interface components {
             /** Format: int64 */
             part_size: number;
         };
+        /** @description Who may add versions under a name. */
+        NameOwners: {
+            name: string;
+            /** @description Usernames. */
+            owners: string[];
+        };
         NewArtifact: {
             description?: string;
+            /**
+             * @description 1 to 255 bytes, no path separators or control characters.
+             * @example tool.tar.gz
+             */
             filename: string;
+            /** @description At most 32; keys 1 to 63 of a-z 0-9 . _ / -, values at most 128 of A-Z a-z 0-9 . _ / : @ + -. */
             labels?: {
                 [key: string]: string;
             };
+            /**
+             * @description 1 to 128 of a-z 0-9 . _ -, starting with a letter or digit.
+             * @example tool
+             */
             name: string;
             /** @description Hex SHA-256 of the bytes that will be uploaded. */
             sha256: string;
             /**
              * Format: int64
-             * @description Bytes.
+             * @description Bytes (1 to `ARCA_MAX_ARTIFACT_BYTES`).
              */
             size: number;
+            /**
+             * @description 1 to 64 of A-Z a-z 0-9 . _ + -, starting with a letter or digit.
+             * @example 1.2.0
+             */
             version: string;
         };
         NewException: {
             artifact_id?: string | null;
             /**
              * Format: int64
-             * @description Unix milliseconds; at most a year ahead.
+             * @description Unix milliseconds; in the future, at most a year ahead.
              */
             expires_at: number;
             justification: string;
@@ -883,6 +1284,7 @@ export interface components {
             parts: components["schemas"]["PartTarget"][];
         };
         PartsRequest: {
+            /** @description 1 to 1000 parts per request. */
             parts: components["schemas"]["PartRequest"][];
         };
         PartsStatus: {
@@ -942,9 +1344,85 @@ export interface components {
              */
             require_publisher_signature: boolean;
         };
+        /**
+         * @description An error (RFC 9457 problem details). Codes:
+         *
+         *     - `malformed_json` (400): The body is not valid JSON.
+         *     - `invalid_body` (422): The JSON does not have the expected shape (the detail names the field).
+         *     - `invalid_field` (400): A field is out of its bounds or format (the detail names it and the rule).
+         *     - `invalid_query` (400): A query parameter is out of its bounds or format.
+         *     - `bad_request` (400): The request is malformed.
+         *     - `unsupported_media_type` (415): Wrong Content-Type (JSON bodies need application/json).
+         *     - `payload_too_large` (413): The request body is larger than allowed.
+         *     - `not_found` (404): No such route or resource (or not visible to the caller).
+         *     - `method_not_allowed` (405): The route exists, not with this method.
+         *     - `request_timeout` (408): The request took longer than the server allows.
+         *     - `unauthorized` (401): Authentication is required.
+         *     - `invalid_token` (401): The access token or API token is missing, invalid, expired or revoked.
+         *     - `invalid_credentials` (401): Wrong username or password (or the account is disabled).
+         *     - `invalid_refresh_token` (401): The refresh token is missing, invalid or expired.
+         *     - `refresh_token_reused` (401): An old refresh token was used again: the whole session is revoked.
+         *     - `invalid_event_sender` (401): An event or storage notification without valid sender credentials.
+         *     - `forbidden` (403): Not allowed.
+         *     - `permission_denied` (403): The caller lacks the permission the route needs (the detail names it).
+         *     - `ip_not_allowed` (403): The client address is not in the allowlist.
+         *     - `ip_not_allowed_for_role` (403): A role the caller holds may not be used from this address.
+         *     - `not_owner` (403): Only the owner (or an admin) may do this.
+         *     - `scope_not_permitted` (403): An API token cannot carry a permission its owner lacks.
+         *     - `interactive_session_required` (403): Only a signed-in session may do this, not an API token.
+         *     - `invalid_upload_url` (403): The upload URL's signature does not verify.
+         *     - `upload_url_expired` (403): The upload URL has expired; ask for a new one.
+         *     - `invalid_download_link` (403): The download link is invalid, expired or already used.
+         *     - `rate_limited` (429): Too many requests; `retry_after` says when to retry.
+         *     - `locked_out` (429): Too many failed sign-ins; `retry_after` says when to retry.
+         *     - `busy` (429): Another replica is working on this event; retry after `retry_after`.
+         *     - `conflict` (409): The request conflicts with the resource's state.
+         *     - `invalid_state` (409): The artifact's status does not allow this (the detail says which status).
+         *     - `concurrent_change` (409): The resource changed meanwhile; retry.
+         *     - `artifact_exists` (409): name@version exists and is immutable.
+         *     - `name_owned` (403): The artifact name belongs to another publisher; only its owners or an admin may add versions.
+         *     - `not_approved` (409): The artifact is not approved; `status` and the detail say why.
+         *     - `upload_missing` (409): The bytes (or some parts) have not been uploaded yet.
+         *     - `upload_url_used` (409): The upload URL was used already, or an upload is in progress.
+         *     - `not_multipart` (409): The artifact is not uploaded in parts.
+         *     - `username_taken` (409): A user with this name exists.
+         *     - `last_admin` (409): The last enabled admin cannot be disabled or demoted.
+         *     - `digest_mismatch` (422): The bytes do not match the declared SHA-256 (the artifact failed).
+         *     - `size_mismatch` (400): The body's length differs from the declared size.
+         *     - `upload_interrupted` (400): The upload stopped before all bytes arrived; send them again.
+         *     - `range_not_satisfiable` (416): The Range header cannot be served.
+         *     - `invalid_event` (400): The CloudEvent or storage notification is malformed.
+         *     - `weak_password` (400): The password is too short or too long.
+         *     - `invalid_username` (400): The username does not follow the rules.
+         *     - `invalid_roles` (400): At least one valid role is required.
+         *     - `invalid_scopes` (400): At least one valid scope is required.
+         *     - `invalid_expiry` (400): The expiry is out of bounds.
+         *     - `invalid_name` (400): The name is empty, too long or has control characters.
+         *     - `signature_invalid` (500): Download refused: Arca's signature over the artifact does not verify.
+         *     - `integrity_error` (500): The stored artifact failed its integrity check.
+         *     - `store_unavailable` (502): The object store did not answer; retry.
+         *     - `scanner_unavailable` (503): The scanner (Trivy or its vulnerability DB) is not available; the artifact can be retried.
+         *     - `unavailable` (503): A dependency is down; retry.
+         *     - `internal` (500): Internal error (the cause is logged with the request id).
+         */
+        Problem: {
+            /** @description The artifact's status (not_approved) */
+            artifact_status?: string;
+            /** @enum {string} */
+            code: "malformed_json" | "invalid_body" | "invalid_field" | "invalid_query" | "bad_request" | "unsupported_media_type" | "payload_too_large" | "not_found" | "method_not_allowed" | "request_timeout" | "unauthorized" | "invalid_token" | "invalid_credentials" | "invalid_refresh_token" | "refresh_token_reused" | "invalid_event_sender" | "forbidden" | "permission_denied" | "ip_not_allowed" | "ip_not_allowed_for_role" | "not_owner" | "scope_not_permitted" | "interactive_session_required" | "invalid_upload_url" | "upload_url_expired" | "invalid_download_link" | "rate_limited" | "locked_out" | "busy" | "conflict" | "invalid_state" | "concurrent_change" | "artifact_exists" | "name_owned" | "not_approved" | "upload_missing" | "upload_url_used" | "not_multipart" | "username_taken" | "last_admin" | "digest_mismatch" | "size_mismatch" | "upload_interrupted" | "range_not_satisfiable" | "invalid_event" | "weak_password" | "invalid_username" | "invalid_roles" | "invalid_scopes" | "invalid_expiry" | "invalid_name" | "signature_invalid" | "integrity_error" | "store_unavailable" | "scanner_unavailable" | "unavailable" | "internal";
+            detail: string;
+            /** @description Seconds to wait (429) */
+            retry_after?: number;
+            status: number;
+            title: string;
+            /** @description urn:arca:problem:<code> */
+            type: string;
+        };
+        /** @description A publisher signature and what Arca concluded about it. */
         PublisherSignature: {
             id: string;
             reason: string;
+            /** @description `valid`, `invalid` or `untrusted`. */
             result: string;
             subject?: string | null;
             submitted_by: string;
@@ -979,7 +1457,7 @@ export interface components {
             refresh_token?: string | null;
         };
         ReleaseRequest: {
-            /** @description Why the findings are acceptable (kept in the audit log). */
+            /** @description Why the findings are acceptable (kept in the audit log), 10 to 2000 characters. */
             justification: string;
         };
         Resigned: {
@@ -1011,12 +1489,27 @@ export interface components {
             finished_at: number;
             id: string;
             kind?: string | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
             started_at: number;
             /** @description `succeeded` or `failed`. */
             status: string;
             summary: components["schemas"]["Summary"];
             trivy_version?: string | null;
+        };
+        /** @description The scanner: Trivy's version and the vulnerability DB in use. */
+        ScannerStatus: {
+            /** Format: double */
+            db_age_hours?: number | null;
+            /** @description Older than `ARCA_TRIVY_DB_STALE_HOURS`, or missing. */
+            db_stale: boolean;
+            /** @description `UpdatedAt` of the vulnerability DB (RFC 3339); null when there is none. */
+            db_updated_at?: string | null;
+            /** @description The last failed DB update, if the latest attempt failed. */
+            last_update_error?: string | null;
+            trivy_version: string;
         };
         /** @description A secret: where it is and what kind, never the matched text. */
         Secret: {
@@ -1028,11 +1521,43 @@ export interface components {
             severity: string;
             title: string;
         };
+        /** @description Who signed: the signing certificate, as the API shows it. */
+        SignerInfo: {
+            issuer: string;
+            /** Format: int64 */
+            not_after: number;
+            /**
+             * Format: int64
+             * @description Unix milliseconds.
+             */
+            not_before: number;
+            /** @description Hex serial number. */
+            serial: string;
+            subject: string;
+        };
+        /** @description Counts for the dashboard. */
+        Stats: {
+            /** @description Artifacts by status (visible ones). */
+            by_status: {
+                [key: string]: number;
+            };
+            /**
+             * Format: int64
+             * @description Dead-lettered events (callers who may read the audit log).
+             */
+            dead_letters?: number | null;
+            /** @description Findings of the latest scan of every approved or quarantined artifact, by severity. */
+            findings: components["schemas"]["Summary"];
+            /** @description The ten newest denied requests (callers who may read the audit log). */
+            recent_denials?: components["schemas"]["Denial"][] | null;
+            /** @description The ten newest artifacts (visible ones). */
+            recent_uploads: components["schemas"]["Artifact"][];
+        };
         /**
-         * @description Where an artifact is in its lifecycle (ARCHITECTURE.md, "Artifact lifecycle").
+         * @description Where an artifact is in its life.
          * @enum {string}
          */
-        Status: "pending_upload" | "uploading" | "verifying" | "scanning" | "approved" | "quarantined" | "failed" | "deleted";
+        Status: "pending_upload" | "uploading" | "verifying" | "scanning" | "signing" | "approved" | "quarantined" | "failed" | "deleted";
         /** @description Counts by severity, for the artifact summary. */
         Summary: {
             /** Format: int32 */
@@ -1091,6 +1616,7 @@ export interface components {
             headers: {
                 [key: string]: string;
             };
+            /** @description `PUT` or `MULTIPART`. */
             method: string;
             multipart?: null | components["schemas"]["MultipartPlan"];
             url: string;
@@ -1121,10 +1647,16 @@ export interface components {
         UserUpdate: {
             disabled?: boolean | null;
             password?: string | null;
+            /**
+             * @description With a password change or disabling: also revoke the user's API tokens (default
+             *     true; a client should ask).
+             */
+            revoke_api_tokens?: boolean | null;
             roles?: components["schemas"]["Role"][] | null;
         };
         /** @description Result of walking the whole chain. */
         Verification: {
+            checkpoint?: null | components["schemas"]["Checkpoint"];
             /**
              * Format: int64
              * @description Entries checked.
@@ -1158,7 +1690,7 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    resign: {
+    resignArtifacts: {
         parameters: {
             query?: never;
             header?: never;
@@ -1169,39 +1701,100 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Resigned"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    search: {
+    listArtifacts: {
         parameters: {
             query?: {
                 /** @description Substring of the name. */
                 q?: string | null;
                 name?: string | null;
                 version?: string | null;
+                /** @description One status (consumers see `approved` only). */
                 status?: string | null;
                 /** @description `key=value`. */
                 label?: string | null;
-                /** @description From 1. */
+                /** @description `created_at` (default), `name`, `version` (semver order), `size` or `status`. */
+                sort?: string | null;
+                /** @description `desc` (default) or `asc`. */
+                order?: string | null;
+                /** @description From 1 (at most 1,000,000). */
                 page?: number | null;
-                /** @description 1–200, default 50. */
+                /** @description 1 to 200, default 50. */
                 per_page?: number | null;
             };
             header?: never;
@@ -1212,33 +1805,100 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ArtifactPage"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    create: {
+    createArtifact: {
         parameters: {
             query?: never;
             header?: never;
@@ -1253,39 +1913,134 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Created"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    get: {
+    getArtifact: {
         parameters: {
             query?: never;
             header?: never;
@@ -1299,33 +2054,100 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Artifact"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    delete: {
+    deleteArtifact: {
         parameters: {
             query?: never;
             header?: never;
@@ -1339,31 +2161,115 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    complete: {
+    completeUpload: {
         parameters: {
             query?: never;
             header?: never;
@@ -1377,39 +2283,151 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Artifact"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    download: {
+    downloadArtifact: {
         parameters: {
             query?: never;
             header?: never;
@@ -1423,6 +2441,20 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    /** @description RFC 9530 digest */
+                    "repr-digest"?: string;
+                    /** @description hex SHA-256 */
+                    "x-arca-sha256"?: string;
+                    /** @description base64 DER ECDSA signature */
+                    "x-arca-signature"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1431,44 +2463,171 @@ export interface operations {
             };
             206: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            302: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    /** @description presigned GET (S3 store) */
+                    location?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description not approved: the problem says why */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Range Not Satisfiable */
             416: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    list_parts: {
+    createDownloadLink: {
         parameters: {
             query?: never;
             header?: never;
@@ -1482,39 +2641,348 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DownloadLink"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listArtifactEvents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description artifact id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LifecycleEvent"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listUploadedParts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description artifact id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PartsStatus"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    sign_parts: {
+    presignParts: {
         parameters: {
             query?: never;
             header?: never;
@@ -1532,45 +3000,134 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PartTargets"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    release: {
+    releaseArtifact: {
         parameters: {
             query?: never;
             header?: never;
@@ -1588,45 +3145,134 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Artifact"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    rescan: {
+    rescanArtifact: {
         parameters: {
             query?: never;
             header?: never;
@@ -1640,37 +3286,115 @@ export interface operations {
         responses: {
             202: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    scan_results: {
+    getScanResults: {
         parameters: {
             query?: never;
             header?: never;
@@ -1684,33 +3408,100 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ScanResults"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    get_signature: {
+    getArtifactSignature: {
         parameters: {
             query?: never;
             header?: never;
@@ -1724,33 +3515,100 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ArtifactSignature"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    list: {
+    listPublisherSignatures: {
         parameters: {
             query?: never;
             header?: never;
@@ -1764,33 +3622,100 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PublisherSignature"][];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    attach: {
+    attachPublisherSignature: {
         parameters: {
             query?: never;
             header?: never;
@@ -1808,39 +3733,134 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PublisherSignature"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    reissue: {
+    reissueUpload: {
         parameters: {
             query?: never;
             header?: never;
@@ -1854,39 +3874,117 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["UploadTarget"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    search: {
+    searchAuditLogs: {
         parameters: {
             query?: {
                 actor?: string | null;
@@ -1910,35 +4008,104 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
+            /** @description a page (JSON), or the export (NDJSON: one entry per line) */
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/x-ndjson": unknown;
+                    "application/json": components["schemas"]["AuditPage"];
+                    "application/x-ndjson": string;
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    verify_chain: {
+    listAuditCheckpoints: {
         parameters: {
             query?: never;
             header?: never;
@@ -1949,27 +4116,344 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Checkpoints"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createAuditExportLink: {
+        parameters: {
+            query?: {
+                actor?: string | null;
+                action?: string | null;
+                target?: string | null;
+                outcome?: string | null;
+                /** @description RFC 3339 time; entries at or after it. */
+                since?: string | null;
+                /** @description RFC 3339 time; entries before it. */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportLink"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    redeemAuditExportLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the link's token */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    verifyAuditLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Verification"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    jwks: {
+    getJwks: {
         parameters: {
             query?: never;
             header?: never;
@@ -1980,10 +4464,38 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2003,43 +4515,89 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description invalid credentials */
             401: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Payload Too Large */
             413: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description locked out or rate limited */
             429: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2054,19 +4612,64 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    me: {
+    getCurrentUser: {
         parameters: {
             query?: never;
             header?: never;
@@ -2077,21 +4680,66 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Me"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    refresh: {
+    refreshSession: {
         parameters: {
             query?: never;
             header?: never;
@@ -2106,21 +4754,154 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    redeemDownloadLink: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the link's token */
+                token: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": unknown;
+                };
+            };
+            302: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
-    dead_letters: {
+    listDeadLetters: {
         parameters: {
             query?: never;
             header?: never;
@@ -2131,27 +4912,83 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DeadLetter"][];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    list_exceptions: {
+    listExceptions: {
         parameters: {
             query?: {
                 /** @description Include expired and revoked exceptions. */
@@ -2165,27 +5002,100 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Exception"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    create_exception: {
+    createException: {
         parameters: {
             query?: never;
             header?: never;
@@ -2200,39 +5110,117 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Exception"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    revoke_exception: {
+    revokeException: {
         parameters: {
             query?: never;
             header?: never;
@@ -2246,31 +5234,98 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    health: {
+    getHealth: {
         parameters: {
             query?: never;
             header?: never;
@@ -2281,24 +5336,56 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description a dependency is down */
             503: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Health"];
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
     };
-    metrics: {
+    getMetrics: {
         parameters: {
             query?: never;
             header?: never;
@@ -2309,46 +5396,427 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/plain; version=0.0.4": unknown;
+                    "text/plain; version=0.0.4": string;
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content?: never;
-            };
-        };
-    };
-    openapi: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            200: {
-                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
     };
-    show_policy: {
+    listNameOwners: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description artifact name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NameOwners"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    grantNameOwner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description artifact name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Grant"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NameOwners"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeNameOwner: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description artifact name */
+                name: string;
+                /** @description owner */
+                username: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NameOwners"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOpenApi: {
         parameters: {
             query?: never;
             header?: never;
@@ -2359,21 +5827,113 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Policy"];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    roles: {
+    listRoles: {
         parameters: {
             query?: never;
             header?: never;
@@ -2384,21 +5944,66 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["RoleInfo"][];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    list: {
+    getScanner: {
         parameters: {
             query?: never;
             header?: never;
@@ -2409,27 +6014,240 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScannerStatus"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getStats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Stats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenInfo"][];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    create: {
+    createToken: {
         parameters: {
             query?: never;
             header?: never;
@@ -2444,33 +6262,100 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedToken"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    revoke: {
+    revokeToken: {
         parameters: {
             query?: never;
             header?: never;
@@ -2484,31 +6369,98 @@ export interface operations {
         responses: {
             204: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    receive: {
+    uploadBytes: {
         parameters: {
             query?: never;
             header?: never;
@@ -2526,39 +6478,87 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Received"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unprocessable Entity */
             422: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    list: {
+    listUsers: {
         parameters: {
             query?: never;
             header?: never;
@@ -2569,27 +6569,83 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["User"][];
                 };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    create_user: {
+    createUser: {
         parameters: {
             query?: never;
             header?: never;
@@ -2604,39 +6660,117 @@ export interface operations {
         responses: {
             201: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["User"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
-    update: {
+    updateUser: {
         parameters: {
             query?: never;
             header?: never;
@@ -2654,41 +6788,130 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["User"];
                 };
             };
+            /** @description Bad Request */
             400: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Unauthorized */
             401: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Forbidden */
             403: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Not Found */
             404: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
+            /** @description Conflict */
             409: {
                 headers: {
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Limit"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Remaining"?: string;
+                    /** @description Rate limit of the caller (per minute) */
+                    "RateLimit-Reset"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2703,9 +6926,37 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };
@@ -2720,15 +6971,50 @@ export interface operations {
         responses: {
             200: {
                 headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            503: {
+            /** @description Too Many Requests */
+            429: {
                 headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: string;
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
         };
     };

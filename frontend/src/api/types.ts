@@ -1,34 +1,20 @@
 /**
- * The API's types, from the generated `schema.d.ts` (`npm run gen:api`) plus the
- * pending additions in `pending.ts`. Features import types from here only.
+ * The API's types, from the generated `schema.d.ts` (`npm run gen:api` from the server's
+ * OpenAPI document). Features import types from here only.
  */
 import type { components, paths } from './schema';
-import type {
-  ArtifactEvent,
-  ArtifactSort,
-  DownloadLink,
-  PendingArtifactFields,
-  PendingSignatureFields,
-  PendingStatus,
-  PendingUserUpdateFields,
-  RecentDenial,
-  ScannerInfo,
-  SeverityCounts,
-  SortOrder,
-  Stats as PendingStats,
-} from './pending';
 
 export type Schemas = components['schemas'];
 export type { paths };
 
 export type Permission = Schemas['Permission'];
 export type Role = Schemas['Role'];
-export type ArtifactStatus = Schemas['Status'] | PendingStatus;
-export type Artifact = Omit<Schemas['Artifact'], 'status'> & PendingArtifactFields & { status: ArtifactStatus };
-export type ArtifactPage = Omit<Schemas['ArtifactPage'], 'items'> & { items: Artifact[] };
+export type ArtifactStatus = Schemas['Status'];
+export type Artifact = Schemas['Artifact'];
+export type ArtifactPage = Schemas['ArtifactPage'];
 export type NewArtifact = Schemas['NewArtifact'];
 export type UploadTarget = Schemas['UploadTarget'];
-export type Created = Artifact & { upload: UploadTarget };
+export type Created = Schemas['Created'];
 export type PartsStatus = Schemas['PartsStatus'];
 export type PartTargets = Schemas['PartTargets'];
 export type PartTarget = Schemas['PartTarget'];
@@ -42,12 +28,13 @@ export type PolicyReason = Schemas['Reason'];
 export type Policy = Schemas['Policy'];
 export type PolicyException = Schemas['Exception'];
 export type NewException = Schemas['NewException'];
-export type ArtifactSignature = Schemas['ArtifactSignature'] & PendingSignatureFields;
+export type ArtifactSignature = Schemas['ArtifactSignature'];
+export type SignerInfo = Schemas['SignerInfo'];
 export type PublisherSignature = Schemas['PublisherSignature'];
 export type NewPublisherSignature = Schemas['NewPublisherSignature'];
 export type User = Schemas['User'];
 export type NewUser = Schemas['NewUser'];
-export type UserUpdate = Schemas['UserUpdate'] & PendingUserUpdateFields;
+export type UserUpdate = Schemas['UserUpdate'];
 export type RoleInfo = Schemas['RoleInfo'];
 export type TokenInfo = Schemas['TokenInfo'];
 export type CreateToken = Schemas['CreateToken'];
@@ -58,8 +45,19 @@ export type AuditVerification = Schemas['Verification'];
 export type DeadLetter = Schemas['DeadLetter'];
 export type Me = Schemas['Me'];
 export type TokenResponse = Schemas['TokenResponse'];
-export type Stats = PendingStats<Artifact>;
-export type { ArtifactEvent, ArtifactSort, DownloadLink, RecentDenial, ScannerInfo, SeverityCounts, SortOrder };
+export type Stats = Schemas['Stats'];
+export type SeverityCounts = Schemas['Summary'];
+export type RecentDenial = Schemas['Denial'];
+export type ScannerInfo = Schemas['ScannerStatus'];
+export type ArtifactEvent = Schemas['LifecycleEvent'];
+export type DownloadLink = Schemas['DownloadLink'];
+export type ExportLink = Schemas['ExportLink'];
+export type Problem = Schemas['Problem'];
+export type ProblemCode = Schemas['Problem']['code'];
+
+/** `sort` of `GET /api/artifacts` (its OpenAPI entry documents the values). */
+export type ArtifactSort = 'created_at' | 'name' | 'version' | 'size' | 'status';
+export type SortOrder = 'asc' | 'desc';
 
 export const STATUSES: ArtifactStatus[] = [
   'pending_upload',

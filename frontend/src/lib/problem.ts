@@ -101,6 +101,13 @@ export function describeProblem(p: ApiProblem): { title: string; detail: string 
       return { title: 'Not allowed from this network', detail: 'Your role may only be used from specific networks. Connect from an allowed network or ask an administrator.' };
     case 'scanner_unavailable':
       return { title: 'Scanner unavailable', detail: p.detail || 'The vulnerability scanner is not available right now; retry later.' };
+    case 'not_approved': {
+      const status = typeof p.extra.artifact_status === 'string' ? p.extra.artifact_status.replace(/_/g, ' ') : null;
+      return {
+        title: 'Not downloadable',
+        detail: status ? `The artifact is ${status}: only approved artifacts can be downloaded. ${p.detail}` : p.detail,
+      };
+    }
     case 'interactive_session_required':
       return { title: 'Sign in interactively', detail: p.detail || 'This action needs a signed-in session, not an API token.' };
     default:

@@ -135,7 +135,7 @@ export const handlers = [
       findings: { vulnerabilities: [], secrets: [], licenses: [], archive: { kind: 'tar', unsafe_links: [], unsafe_link_count: 0, unsupported_format: null } },
     }),
   ),
-  // Pending endpoints (src/api/pending.ts), mocked with the agreed shapes.
+  // Dashboard and download-link endpoints.
   http.get('*/api/stats', ({ request }) => {
     if (!authed(request)) return problem(401, 'invalid_token', 'expired');
     const s = state.current;

@@ -1,17 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
 import { isProblem } from '@/lib/problem';
-import type {
-  Artifact,
-  ArtifactEvent,
-  ArtifactSignature,
-  DownloadLink,
-  NewException,
-  NewPublisherSignature,
-  PolicyException,
-  PublisherSignature,
-  ScanResults,
-} from '@/api/types';
+import type { NewException, NewPublisherSignature } from '@/api/types';
 import { FINAL_STATUSES } from '@/api/types';
 
 export const detailKeys = {
@@ -26,7 +16,7 @@ export const detailKeys = {
 export function useArtifact(id: string) {
   return useQuery({
     queryKey: detailKeys.artifact(id),
-    queryFn: ({ signal }) => apiClient.get<Artifact>(`/api/artifacts/${id}`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}', { params: { id }, signal }),
     refetchInterval: (q) => (q.state.data && !FINAL_STATUSES.includes(q.state.data.status) ? 2000 : false),
   });
 }
@@ -34,7 +24,7 @@ export function useArtifact(id: string) {
 export function useScanResults(id: string, enabled: boolean, updatedAt: number | undefined) {
   return useQuery({
     queryKey: [...detailKeys.scan(id), updatedAt],
-    queryFn: ({ signal }) => apiClient.get<ScanResults>(`/api/artifacts/${id}/scan-results`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/scan-results', { params: { id }, signal }),
     enabled,
   });
 }
@@ -42,7 +32,7 @@ export function useScanResults(id: string, enabled: boolean, updatedAt: number |
 export function useSignature(id: string, enabled: boolean) {
   return useQuery({
     queryKey: detailKeys.signature(id),
-    queryFn: ({ signal }) => apiClient.get<ArtifactSignature>(`/api/artifacts/${id}/signature`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/signature', { params: { id }, signal }),
     enabled,
   });
 }
@@ -50,22 +40,15 @@ export function useSignature(id: string, enabled: boolean) {
 export function usePublisherSignatures(id: string) {
   return useQuery({
     queryKey: detailKeys.publisher(id),
-    queryFn: ({ signal }) => apiClient.get<PublisherSignature[]>(`/api/artifacts/${id}/signatures`, undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/signatures', { params: { id }, signal }),
   });
 }
 
-/** The status timeline (pending endpoint: null when the server does not have it yet). */
+/** The status timeline: the artifact's lifecycle events, oldest first. */
 export function useEvents(id: string, updatedAt: number | undefined) {
   return useQuery({
     queryKey: [...detailKeys.events(id), updatedAt],
-    queryFn: async ({ signal }) => {
-      try {
-        return await apiClient.get<ArtifactEvent[]>(`/api/artifacts/${id}/events`, undefined, signal);
-      } catch (e) {
-        if (isProblem(e) && (e.status === 404 || e.status === 405)) return null;
-        throw e;
-      }
-    },
+    queryFn: ({ signal }) => apiClient.get('/api/artifacts/{id}/events', { params: { id }, signal }),
   });
 }
 
@@ -74,40 +57,52 @@ function useInvalidate(id: string) {
   return () => qc.invalidateQueries({ queryKey: ['artifacts'] }).then(() => qc.invalidateQueries({ queryKey: detailKeys.artifact(id) }));
 }
 
+/**
+ * A single-use download link. A refusal because the artifact is no longer approved
+ * (`not_approved`: e.g. a policy re-check quarantined it since the page loaded) refetches
+ * the artifact, so the page shows its status and the policy's reasons.
+ */
 export function useDownloadLink(id: string) {
-  return useMutation({ mutationFn: () => apiClient.post<DownloadLink>(`/api/artifacts/${id}/download-link`) });
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: () => apiClient.post('/api/artifacts/{id}/download-link', { params: { id } }),
+    onError: (e) => {
+      if (isProblem(e) && e.code === 'not_approved') void qc.invalidateQueries({ queryKey: detailKeys.artifact(id) });
+    },
+  });
 }
 
 export function useRescan(id: string) {
   const invalidate = useInvalidate(id);
-  return useMutation({ mutationFn: () => apiClient.post<unknown>(`/api/artifacts/${id}/rescan`), onSuccess: invalidate });
+  return useMutation({ mutationFn: () => apiClient.post('/api/artifacts/{id}/rescan', { params: { id } }), onSuccess: invalidate });
 }
 
 export function useRelease(id: string) {
   const invalidate = useInvalidate(id);
   return useMutation({
-    mutationFn: (justification: string) => apiClient.post<Artifact>(`/api/artifacts/${id}/release`, { justification }),
+    mutationFn: (justification: string) => apiClient.post('/api/artifacts/{id}/release', { params: { id }, body: { justification } }),
     onSuccess: invalidate,
   });
 }
 
 export function useDelete(id: string) {
   const invalidate = useInvalidate(id);
-  return useMutation({ mutationFn: () => apiClient.delete<void>(`/api/artifacts/${id}`), onSuccess: invalidate });
+  return useMutation({ mutationFn: () => apiClient.delete('/api/artifacts/{id}', { params: { id } }), onSuccess: invalidate });
 }
 
+/** An exception re-evaluates the artifacts it covers at once: their queries are refetched. */
 export function useCreateException() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: NewException) => apiClient.post<PolicyException>('/api/exceptions', body),
-    onSuccess: () => qc.invalidateQueries({ queryKey: ['exceptions'] }),
+    mutationFn: (body: NewException) => apiClient.post('/api/exceptions', { body }),
+    onSuccess: () => Promise.all([qc.invalidateQueries({ queryKey: ['exceptions'] }), qc.invalidateQueries({ queryKey: ['artifacts'] })]),
   });
 }
 
 export function useAttachSignature(id: string) {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: NewPublisherSignature) => apiClient.post<PublisherSignature>(`/api/artifacts/${id}/signatures`, body),
+    mutationFn: (body: NewPublisherSignature) => apiClient.post('/api/artifacts/{id}/signatures', { params: { id }, body }),
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: detailKeys.publisher(id) });
       void qc.invalidateQueries({ queryKey: detailKeys.artifact(id) });
@@ -115,14 +110,3 @@ export function useAttachSignature(id: string) {
   });
 }
 
-/** Starts a browser download by navigation: the bytes stream to disk, never into page memory. */
-export function navigateToDownload(url: string): void {
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = '';
-  a.rel = 'noopener';
-  a.style.display = 'none';
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-}

@@ -25,7 +25,8 @@ import { ProblemAlert } from '@/components/ProblemAlert';
 import { SeverityCounts } from '@/components/SeverityCounts';
 import { StatusChip } from '@/components/StatusChip';
 import { isProblem } from '@/lib/problem';
-import { navigateToDownload, useArtifact, useDownloadLink, useScanResults } from '../api/detail';
+import { navigateTo } from '@/lib/api-client';
+import { useArtifact, useDownloadLink, useScanResults } from '../api/detail';
 import { AdminActions } from './AdminActions';
 import { FindingsTable, SeverityBadge } from './FindingsTable';
 import { SignaturePanel } from './SignaturePanel';
@@ -49,7 +50,7 @@ function DownloadButton({ artifact }: { artifact: Artifact }) {
       variant="contained"
       startIcon={<DownloadIcon />}
       disabled={reason !== null || link.isPending}
-      onClick={() => link.mutate(undefined, { onSuccess: (l) => navigateToDownload(l.url) })}
+      onClick={() => link.mutate(undefined, { onSuccess: (l) => navigateTo(l.url) })}
       aria-describedby={reason ? 'download-blocked' : undefined}
     >
       Download
@@ -64,15 +65,14 @@ function DownloadButton({ artifact }: { artifact: Artifact }) {
       ) : (
         button
       )}
-      {link.error && (
-        <ProblemAlert
-          error={
-            isProblem(link.error) && link.error.status === 404 && link.error.code !== 'not_found'
-              ? new Error('This server cannot create browser download links yet; use the arca pull command below.')
-              : link.error
-          }
-        />
-      )}
+      <ProblemAlert
+        error={
+          // Consumers see approved artifacts only: one quarantined (or deleted) since the page loaded is "not found".
+          isProblem(link.error) && link.error.status === 404
+            ? new Error('No longer downloadable: this artifact is not approved any more (a policy re-check quarantined it, or it was deleted).')
+            : link.error
+        }
+      />
       {reason && (
         <Typography id="download-blocked" variant="body2" color="text.secondary" sx={{ mt: 0.5, maxWidth: 420 }}>
           {reason}

@@ -91,9 +91,7 @@ export function SignaturePanel({ artifact, canAttach }: { artifact: Artifact; ca
       {s && (
         <>
           <Box sx={{ mb: 1 }}>
-            {s.verified === undefined ? (
-              <Chip size="small" label="verified at every download" color="info" variant="outlined" />
-            ) : s.verified ? (
+            {s.verified ? (
               <Chip size="small" label="signature verified" color="success" />
             ) : (
               <Chip size="small" label="signature does NOT verify" color="error" />

@@ -1,3 +1,4 @@
+import Chip from '@mui/material/Chip';
 import List from '@mui/material/List';
 import ListItem from '@mui/material/ListItem';
 import ListItemText from '@mui/material/ListItemText';
@@ -16,18 +17,12 @@ export function Timeline({ artifact }: { artifact: Artifact }) {
     <Section title="Status timeline">
       {isPending && <Loading label="Loading the timeline" />}
       <ProblemAlert error={error} />
-      {data === null && (
-        <Typography variant="body2" color="text.secondary">
-          Created <DateTime ms={artifact.created_at} />, last change <DateTime ms={artifact.updated_at} />. (This server does not
-          provide the event history yet.)
-        </Typography>
-      )}
       {data && data.length === 0 && <Typography variant="body2">No lifecycle event yet.</Typography>}
       {data && data.length > 0 && (
         <List dense aria-label="Lifecycle events">
           {data.map((e) => (
             <ListItem key={e.id} disableGutters sx={{ gap: 2 }}>
-              <StatusChip status={e.status} />
+              {e.status ? <StatusChip status={e.status} /> : <Chip size="small" variant="outlined" label={e.type.replace('dev.arca.artifact.', '')} />}
               <ListItemText
                 primary={<DateTime ms={e.time} />}
                 secondary={

@@ -1,6 +1,6 @@
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
-import type { ArtifactPage, ArtifactSort, SortOrder } from '@/api/types';
+import type { ArtifactSort, SortOrder } from '@/api/types';
 
 export interface ArtifactQuery {
   q: string;
@@ -21,9 +21,8 @@ export function useArtifacts(query: ArtifactQuery) {
   return useQuery({
     queryKey: artifactKeys.list(query),
     queryFn: ({ signal }) =>
-      apiClient.get<ArtifactPage>(
-        '/api/artifacts',
-        {
+      apiClient.get('/api/artifacts', {
+        query: {
           q: query.q,
           status: query.status,
           label: query.label,
@@ -33,7 +32,7 @@ export function useArtifacts(query: ArtifactQuery) {
           order: query.order,
         },
         signal,
-      ),
+      }),
     placeholderData: keepPreviousData,
   });
 }

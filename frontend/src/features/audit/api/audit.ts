@@ -1,6 +1,5 @@
 import { keepPreviousData, useQuery } from '@tanstack/react-query';
-import { apiClient, apiResponse } from '@/lib/api-client';
-import type { AuditPage, AuditVerification } from '@/api/types';
+import { apiClient, navigateTo } from '@/lib/api-client';
 
 export interface AuditFilter {
   actor: string;
@@ -15,7 +14,7 @@ export interface AuditFilter {
 export function useAuditPage(filter: AuditFilter, cursor: string | null, limit: number) {
   return useQuery({
     queryKey: ['audit', filter, cursor, limit],
-    queryFn: ({ signal }) => apiClient.get<AuditPage>('/api/audit-logs', { ...filter, cursor: cursor ?? undefined, limit }, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/audit-logs', { query: { ...filter, cursor, limit }, signal }),
     placeholderData: keepPreviousData,
   });
 }
@@ -23,26 +22,17 @@ export function useAuditPage(filter: AuditFilter, cursor: string | null, limit: 
 export function useAuditVerification() {
   return useQuery({
     queryKey: ['audit', 'verify'],
-    queryFn: ({ signal }) => apiClient.get<AuditVerification>('/api/audit-logs/verify', undefined, signal),
+    queryFn: ({ signal }) => apiClient.get('/api/audit-logs/verify', { signal }),
     staleTime: 60_000,
   });
 }
 
 /**
- * NDJSON export of the filtered log. The export needs the bearer token, which a plain
- * navigation cannot carry, so the answer is streamed into a file-backed Blob here; the
- * server has no signed export link yet (see README, "API gaps").
+ * NDJSON export of the filtered log: a single-use link (`POST /api/audit-logs/export-link`,
+ * valid 60 s) that the page navigates to, so the file streams to disk (never through page
+ * memory) and the bearer token never appears in a URL.
  */
 export async function exportNdjson(filter: AuditFilter): Promise<void> {
-  const response = await apiResponse('/api/audit-logs', { query: { ...filter, format: 'ndjson' }, headers: { Accept: 'application/x-ndjson' } });
-  const blob = await response.blob();
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = `arca-audit-${new Date().toISOString().replace(/[:.]/g, '-')}.ndjson`;
-  a.style.display = 'none';
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 5000);
+  const link = await apiClient.post('/api/audit-logs/export-link', { query: { ...filter } });
+  navigateTo(link.url);
 }

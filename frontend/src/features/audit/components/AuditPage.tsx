@@ -1,4 +1,5 @@
-import { useState, type FormEvent } from 'react';
+import { useMemo, useState, type FormEvent } from 'react';
+import { useSearchParams } from 'react-router';
 import Box from '@mui/material/Box';
 import Button from '@mui/material/Button';
 import Chip from '@mui/material/Chip';
@@ -27,6 +28,24 @@ function toRfc3339(local: string): string {
   return local ? new Date(local).toISOString() : '';
 }
 
+/** RFC 3339 → the `datetime-local` input's value, in the browser's time zone. */
+function toLocalInput(iso: string): string {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const d = new Date(t - new Date(t).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 16);
+}
+
+const KEYS = Object.keys(EMPTY) as (keyof AuditFilter)[];
+
+/** The applied filter lives in the URL, so that a filtered view can be shared. */
+function useUrlFilter(): [AuditFilter, (f: AuditFilter) => void] {
+  const [params, setParams] = useSearchParams();
+  const filter = useMemo(() => Object.fromEntries(KEYS.map((k) => [k, params.get(k) ?? ''])) as unknown as AuditFilter, [params]);
+  const set = (f: AuditFilter) => setParams(new URLSearchParams(Object.entries(f).filter(([, v]) => v !== '')), { replace: true });
+  return [filter, set];
+}
+
 function ChainBadge() {
   const { data, error, isPending } = useAuditVerification();
   if (isPending) return <Chip label="verifying the chain…" />;
@@ -42,8 +61,8 @@ function ChainBadge() {
 }
 
 export function AuditPage() {
-  const [form, setForm] = useState<AuditFilter>(EMPTY);
-  const [filter, setFilter] = useState<AuditFilter>(EMPTY);
+  const [filter, setFilter] = useUrlFilter();
+  const [form, setForm] = useState<AuditFilter>(() => ({ ...filter, since: toLocalInput(filter.since), until: toLocalInput(filter.until) }));
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [exporting, setExporting] = useState(false);
   const [exportError, setExportError] = useState<unknown>(null);

@@ -16,7 +16,7 @@ import { Loading, PageHeader } from '@/components/Pages';
 import { ProblemAlert } from '@/components/ProblemAlert';
 import { SEVERITY_COLORS } from '@/components/SeverityCounts';
 import { StatusChip } from '@/components/StatusChip';
-import { useScanner, useStats } from '../api/dashboard';
+import { useDeadLetters, useScanner, useStats } from '../api/dashboard';
 
 function Card({ title, children }: { title: string; children: React.ReactNode }) {
   const id = `card-${title.replace(/\W+/g, '-').toLowerCase()}`;
@@ -63,18 +63,19 @@ function SeverityChart({ findings }: { findings: SeverityCounts }) {
 export function DashboardPage() {
   const { can } = useAuth();
   const canAudit = can('audit_read');
-  const { data, error, isPending } = useStats(canAudit);
+  const { data: stats, error, isPending } = useStats();
   const scanner = useScanner();
+  const deadLetters = useDeadLetters(canAudit);
   return (
     <>
       <PageHeader title="Dashboard" />
       <ProblemAlert error={error} />
       {isPending && <Loading label="Loading the figures" />}
-      {data && (
+      {stats && (
         <Box sx={{ display: 'grid', gridTemplateColumns: { xs: '1fr', md: '1fr 1fr', xl: '1fr 1fr 1fr' }, gap: 2 }}>
           <Card title="Artifacts by status">
             <Box sx={{ display: 'flex', flexWrap: 'wrap', gap: 1 }}>
-              {STATUSES.filter((s) => s !== 'deleted' || (data.stats.by_status[s] ?? 0) > 0).map((s) => (
+              {STATUSES.filter((s) => s !== 'deleted' || (stats.by_status[s] ?? 0) > 0).map((s) => (
                 <Link
                   key={s}
                   component={RouterLink}
@@ -84,20 +85,17 @@ export function DashboardPage() {
                 >
                   <StatusChip status={s} />
                   <Typography component="span" sx={{ fontWeight: 700, fontVariantNumeric: 'tabular-nums' }}>
-                    {data.stats.by_status[s] ?? 0}
+                    {stats.by_status[s] ?? 0}
                   </Typography>
                 </Link>
               ))}
             </Box>
           </Card>
           <Card title="Findings by severity">
-            {data.complete ? (
-              <SeverityChart findings={data.stats.findings} />
-            ) : (
-              <Typography variant="body2" color="text.secondary">
-                This server does not report totals yet (needs /api/stats).
-              </Typography>
-            )}
+            <SeverityChart findings={stats.findings} />
+            <Typography variant="caption" color="text.secondary">
+              Latest scan of every approved or quarantined artifact.
+            </Typography>
           </Card>
           <Card title="Scanner">
             {scanner.data ? (
@@ -106,7 +104,7 @@ export function DashboardPage() {
                 <Typography variant="body2">
                   Vulnerability DB:{' '}
                   {scanner.data.db_updated_at ? <DateTime ms={Date.parse(scanner.data.db_updated_at)} /> : 'not imported'}
-                  {scanner.data.db_age_hours !== null && ` (${Math.round(scanner.data.db_age_hours)} h old)`}
+                  {scanner.data.db_age_hours != null && ` (${Math.round(scanner.data.db_age_hours)} h old)`}
                 </Typography>
                 {scanner.data.db_stale && (
                   <Alert severity="warning" sx={{ mt: 1 }}>
@@ -117,20 +115,16 @@ export function DashboardPage() {
               </>
             ) : scanner.isPending ? (
               <Loading label="Loading" />
-            ) : scanner.error ? (
-              <ProblemAlert error={scanner.error} />
             ) : (
-              <Typography variant="body2" color="text.secondary">
-                The scanner version and DB age appear on each artifact&apos;s scan (this server has no /api/scanner yet).
-              </Typography>
+              <ProblemAlert error={scanner.error} />
             )}
           </Card>
           <Card title="Recent uploads">
-            {data.stats.recent_uploads.length === 0 ? (
+            {stats.recent_uploads.length === 0 ? (
               <Typography variant="body2">Nothing uploaded yet.</Typography>
             ) : (
               <List dense disablePadding>
-                {data.stats.recent_uploads.map((a) => (
+                {stats.recent_uploads.map((a) => (
                   <ListItem key={a.id} disableGutters secondaryAction={<StatusChip status={a.status} />}>
                     <ListItemText
                       primary={
@@ -145,13 +139,13 @@ export function DashboardPage() {
               </List>
             )}
           </Card>
-          {data.stats.recent_denials !== null && (
+          {stats.recent_denials != null && (
             <Card title="Recent denials">
-              {data.stats.recent_denials.length === 0 ? (
+              {stats.recent_denials.length === 0 ? (
                 <Typography variant="body2">No denial recorded.</Typography>
               ) : (
                 <List dense disablePadding>
-                  {data.stats.recent_denials.map((d, i) => (
+                  {stats.recent_denials.map((d, i) => (
                     <ListItem key={i} disableGutters>
                       <ListItemText
                         primary={`${d.actor || 'anonymous'}: ${d.action} ${d.target}`}
@@ -167,13 +161,40 @@ export function DashboardPage() {
               )}
             </Card>
           )}
-          {data.stats.dead_letters !== null && (
+          {canAudit && stats.dead_letters != null && (
             <Card title="Dead-lettered events">
               <Typography variant="h4" component="p">
-                {data.stats.dead_letters}
+                {stats.dead_letters}
               </Typography>
-              {data.stats.dead_letters > 0 ? (
-                <Chip color="error" label="events no handler could deliver: check the server log" />
+              {stats.dead_letters > 0 ? (
+                <>
+                  <Chip color="error" label="events no handler could deliver: check the server log" />
+                  <ProblemAlert error={deadLetters.error} />
+                  {deadLetters.data && (
+                    <List dense disablePadding aria-label="Newest dead-lettered events">
+                      {deadLetters.data.slice(0, 5).map((d) => (
+                        <ListItem key={d.id} disableGutters>
+                          <ListItemText
+                            primary={
+                              <>
+                                <code>{d.event_type.replace('dev.arca.artifact.', '')}</code> ·{' '}
+                                <Link component={RouterLink} to={`/artifacts/${d.artifact_id}`}>
+                                  {d.artifact_id}
+                                </Link>
+                              </>
+                            }
+                            secondary={
+                              <>
+                                <DateTime ms={d.dead_at ?? d.created_at} /> · {d.attempts} attempts
+                                {d.last_error ? ` · ${d.last_error}` : ''}
+                              </>
+                            }
+                          />
+                        </ListItem>
+                      ))}
+                    </List>
+                  )}
+                </>
               ) : (
                 <Typography variant="body2">Every lifecycle event was delivered.</Typography>
               )}

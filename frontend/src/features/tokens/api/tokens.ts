@@ -1,15 +1,15 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { apiClient } from '@/lib/api-client';
-import type { CreatedToken, CreateToken, TokenInfo } from '@/api/types';
+import type { CreateToken } from '@/api/types';
 
 export function useTokens() {
-  return useQuery({ queryKey: ['tokens'], queryFn: ({ signal }) => apiClient.get<TokenInfo[]>('/api/tokens', undefined, signal) });
+  return useQuery({ queryKey: ['tokens'], queryFn: ({ signal }) => apiClient.get('/api/tokens', { signal }) });
 }
 
 export function useCreateToken() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (body: CreateToken) => apiClient.post<CreatedToken>('/api/tokens', body),
+    mutationFn: (body: CreateToken) => apiClient.post('/api/tokens', { body }),
     onSuccess: () => qc.invalidateQueries({ queryKey: ['tokens'] }),
   });
 }
@@ -17,7 +17,7 @@ export function useCreateToken() {
 export function useRevokeToken() {
   const qc = useQueryClient();
   return useMutation({
-    mutationFn: (id: string) => apiClient.delete<void>(`/api/tokens/${id}`),
+    mutationFn: (id: string) => apiClient.delete('/api/tokens/{id}', { params: { id } }),
     onSuccess: () => qc.invalidateQueries({ queryKey: ['tokens'] }),
   });
 }

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
-import { api } from '@/lib/api-client';
+import { call } from '@/lib/api-client';
 import { hashInWorker } from '../lib/hasher';
 import { putWithXhr } from '../lib/put-blob';
 import { initialState, sleepFor, UploadRun, type UploadDeps, type UploadInput, type UploadState } from '../lib/upload-engine';
@@ -9,7 +9,7 @@ export function browserUploadDeps(): UploadDeps {
   return {
     hash: hashInWorker,
     put: putWithXhr,
-    request: api,
+    request: call,
     sleep: sleepFor,
     storage: typeof sessionStorage !== 'undefined' ? sessionStorage : null,
     now: () => Date.now(),

@@ -15,21 +15,6 @@ export type PutFn = (
 /** Headers a browser sets itself and refuses from scripts. */
 const FORBIDDEN = new Set(['content-length', 'host', 'connection', 'expect', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
 
-/**
- * Makes Arca's own absolute upload URLs relative: the server builds them from its Host
- * header and its own scheme, which behind a TLS-terminating proxy can say http:// on an
- * https:// page. Presigned URLs of another origin (S3) are left as they are.
- */
-export function sameOriginPath(url: string): string {
-  try {
-    const parsed = new URL(url, window.location.href);
-    if (parsed.host === window.location.host && parsed.pathname.startsWith('/api/')) return parsed.pathname + parsed.search;
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
 function parseError(status: number, text: string): ApiProblem {
   try {
     const doc = JSON.parse(text) as { code?: string; title?: string; detail?: string };
@@ -54,7 +39,9 @@ export const putWithXhr: PutFn = (url, headers, body, onProgress, signal) =>
       return;
     }
     const xhr = new XMLHttpRequest();
-    xhr.open('PUT', sameOriginPath(url));
+    // Arca's own upload URLs (local store) are absolute, built from X-Forwarded-Proto/Host
+    // when a trusted proxy sends them; S3's are presigned for the store's public origin.
+    xhr.open('PUT', url);
     for (const [k, v] of Object.entries(headers)) {
       if (!FORBIDDEN.has(k.toLowerCase())) xhr.setRequestHeader(k, v);
     }

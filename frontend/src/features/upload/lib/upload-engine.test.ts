@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createHash } from 'node:crypto';
 import { ApiProblem } from '@/lib/problem';
-import type { RequestOptions } from '@/lib/api-client';
+import { fillPath, type ApiCall } from '@/lib/api-client';
 import { hashBlob } from './hash-core';
 import { Sha256 } from './sha256-js';
 import { resumeKey, UploadRun, type UploadDeps, type UploadState } from './upload-engine';
@@ -14,18 +14,23 @@ function fileOf(size: number, name = 'tool-1.0.0.tar.gz'): File {
   return new File([bytes], name, { lastModified: 1700000000000 });
 }
 
-type Route = (options: RequestOptions) => unknown;
+interface CallArgs {
+  params?: Record<string, string>;
+  query?: Record<string, unknown>;
+  body?: unknown;
+}
+type Route = (options: CallArgs) => unknown;
 
-/** A scripted API: `routes['POST /api/artifacts']` → answer or thrown ApiProblem. */
+/** A scripted API: `routes['POST /api/artifacts/a1/complete']` → answer or thrown ApiProblem. */
 function fakeApi(routes: Record<string, Route>) {
   const calls: string[] = [];
-  const request = async <T,>(path: string, options: RequestOptions = {}): Promise<T> => {
-    const key = `${options.method ?? 'GET'} ${path}`;
+  const request = (async (method: string, path: string, options: CallArgs = {}) => {
+    const key = `${method.toUpperCase()} ${fillPath(path, options.params)}`;
     calls.push(key);
     const route = routes[key];
     if (!route) throw new Error(`unexpected ${key}`);
-    return route(options) as T;
-  };
+    return route(options);
+  }) as unknown as ApiCall;
   return { request, calls };
 }
 
@@ -215,6 +220,45 @@ describe('upload state machine', () => {
     expect(api.calls).not.toContain('POST /api/artifacts');
     // Finished: the resume record is gone.
     expect(d.storage!.getItem(resumeKey(file, 'tool', '1.0.0'))).toBeNull();
+  });
+
+  it('single PUT retry: an interrupted PUT asks for a new URL (single use) and sends again', async () => {
+    const api = fakeApi({
+      'POST /api/artifacts': () => ({ ...artifact('pending_upload'), upload: { method: 'PUT', url: '/api/uploads/first', headers: {}, expires_at: 0 } }),
+      'POST /api/artifacts/a1/upload': () => ({ method: 'PUT', url: '/api/uploads/second', headers: {}, expires_at: 0 }),
+      'POST /api/artifacts/a1/complete': () => artifact('scanning'),
+      'GET /api/artifacts/a1': () => artifact('approved'),
+    });
+    const urls: string[] = [];
+    const notes: string[] = [];
+    const put = vi.fn(async (url: string, _h: Record<string, string>, body: Blob, onProgress: (n: number) => void) => {
+      urls.push(url);
+      if (urls.length === 1) {
+        onProgress(body.size / 2);
+        throw new ApiProblem({ status: 0, code: 'network_error', title: 'Upload interrupted', detail: 'reset' });
+      }
+      onProgress(body.size);
+    });
+    const final = await new UploadRun({ file: fileOf(1000), name: 'tool', version: '1.0.0', labels: {}, description: '' }, deps({ request: api.request, put }), (st) => {
+      if (st.note && notes.at(-1) !== st.note) notes.push(st.note);
+    }).run();
+    expect(final.phase).toBe('done');
+    expect(urls).toEqual(['/api/uploads/first', '/api/uploads/second']);
+    expect(notes.some((n) => /retrying/.test(n))).toBe(true);
+    expect(final.sent).toBe(1000);
+  });
+
+  it('a refusal that will not change (4xx) is not retried', async () => {
+    const api = fakeApi({
+      'POST /api/artifacts': () => ({ ...artifact('pending_upload'), upload: { method: 'PUT', url: '/api/uploads/t', headers: {}, expires_at: 0 } }),
+    });
+    const put = vi.fn(async () => {
+      throw new ApiProblem({ status: 400, code: 'size_mismatch', title: 'Bad request', detail: 'length differs' });
+    });
+    const final = await new UploadRun({ file: fileOf(10), name: 'tool', version: '1.0.0', labels: {}, description: '' }, deps({ request: api.request, put }), () => undefined).run();
+    expect(final.phase).toBe('error');
+    expect(put).toHaveBeenCalledTimes(1);
+    expect(api.calls).not.toContain('POST /api/artifacts/a1/upload');
   });
 
   it('a 409 on complete for an artifact still verifying is an error', async () => {

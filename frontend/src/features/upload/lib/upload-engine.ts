@@ -4,10 +4,10 @@
  * retried, resume from `GET …/parts`) → complete → poll until a final status.
  * Plain TypeScript with injected I/O so that it is tested without a browser.
  */
-import type { Artifact, Created, PartsStatus, PartTargets, UploadTarget } from '@/api/types';
+import type { Artifact, UploadTarget } from '@/api/types';
 import { FINAL_STATUSES } from '@/api/types';
 import { ApiProblem, isProblem } from '@/lib/problem';
-import type { RequestOptions } from '@/lib/api-client';
+import type { ApiCall } from '@/lib/api-client';
 import type { HashFn } from './hasher';
 import type { PutFn } from './put-blob';
 
@@ -50,7 +50,8 @@ export interface UploadState {
 export interface UploadDeps {
   hash: HashFn;
   put: PutFn;
-  request: <T>(path: string, options?: RequestOptions) => Promise<T>;
+  /** The typed API client's `call` (a fake in tests). */
+  request: ApiCall;
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   storage: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> | null;
   now: () => number;
@@ -182,10 +183,9 @@ export class UploadRun {
     this.update({ phase: 'hashing' });
     const sha256 = await this.deps.hash(file, (hashed) => this.update({ hashed }), this.signal);
     this.update({ phase: 'creating', hashed: file.size });
-    let created: Created;
+    let created;
     try {
-      created = await this.deps.request<Created>('/api/artifacts', {
-        method: 'POST',
+      created = await this.deps.request('post', '/api/artifacts', {
         signal: this.signal,
         body: {
           name,
@@ -216,7 +216,7 @@ export class UploadRun {
   }
 
   private async findExisting(): Promise<Artifact | null> {
-    const page = await this.deps.request<{ items: Artifact[] }>('/api/artifacts', {
+    const page = await this.deps.request('get', '/api/artifacts', {
       query: { name: this.input.name, version: this.input.version, per_page: 5 },
       signal: this.signal,
     });
@@ -226,17 +226,13 @@ export class UploadRun {
   private async tryResume(artifactId: string): Promise<{ artifactId: string; target: UploadTarget } | null> {
     let artifact: Artifact;
     try {
-      artifact = await this.deps.request<Artifact>(`/api/artifacts/${artifactId}`, { signal: this.signal });
+      artifact = await this.deps.request('get', '/api/artifacts/{id}', { params: { id: artifactId }, signal: this.signal });
     } catch (e) {
       if (isProblem(e) && (e.status === 404 || e.status === 403)) return null;
       throw e;
     }
     if (artifact.status !== 'pending_upload' && artifact.status !== 'uploading') return null;
-    const target = await this.deps.request<UploadTarget>(`/api/artifacts/${artifactId}/upload`, {
-      method: 'POST',
-      body: {},
-      signal: this.signal,
-    });
+    const target = await this.deps.request('post', '/api/artifacts/{id}/upload', { params: { id: artifactId }, signal: this.signal });
     this.update({ artifact, resumed: true, hashed: this.input.file.size, note: 'Resuming an earlier upload of this file.' });
     return { artifactId, target };
   }
@@ -279,17 +275,18 @@ export class UploadRun {
         this.update({ note: `Upload interrupted; retrying (attempt ${attempt + 1} of ${this.deps.partAttempts}).`, sent: 0 });
         await this.deps.sleep(backoff(attempt), this.signal);
         // The single-use URL may be spent: ask for a new one.
-        target = await this.deps.request<UploadTarget>(`/api/artifacts/${artifactId}/upload`, { method: 'POST', body: {}, signal: this.signal });
+        target = await this.deps.request('post', '/api/artifacts/{id}/upload', { params: { id: artifactId }, signal: this.signal });
       }
     }
   }
 
   private async putParts(artifactId: string, target: UploadTarget) {
     const file = this.input.file;
-    const plan = target.multipart ?? (await this.deps.request<PartsStatus>(`/api/artifacts/${artifactId}/parts`, { signal: this.signal }));
+    // What the store holds already (resume), and the plan when the target does not carry it.
+    const status = await this.deps.request('get', '/api/artifacts/{id}/parts', { params: { id: artifactId }, signal: this.signal });
+    const plan = target.multipart ?? status;
     const partSize = plan.part_size;
     const partCount = plan.part_count;
-    const status = await this.deps.request<PartsStatus>(`/api/artifacts/${artifactId}/parts`, { signal: this.signal });
     const sizeOf = (n: number) => Math.min(partSize, file.size - (n - 1) * partSize);
     const held = new Set(status.uploaded.filter((p) => p.size === sizeOf(p.number)).map((p) => p.number));
     const inFlight = new Map<number, number>();
@@ -334,8 +331,8 @@ export class UploadRun {
     const sha256 = await this.deps.hash(blob, () => undefined, this.signal);
     for (let attempt = 1; ; attempt++) {
       try {
-        const targets = await this.deps.request<PartTargets>(`/api/artifacts/${artifactId}/parts`, {
-          method: 'POST',
+        const targets = await this.deps.request('post', '/api/artifacts/{id}/parts', {
+          params: { id: artifactId },
           body: { parts: [{ number, sha256 }] },
           signal: this.signal,
         });
@@ -357,16 +354,12 @@ export class UploadRun {
   private async complete(artifactId: string) {
     this.update({ phase: 'completing', sent: this.state.total, eta: 0, note: null });
     try {
-      const artifact = await this.deps.request<Artifact>(`/api/artifacts/${artifactId}/complete`, {
-        method: 'POST',
-        body: {},
-        signal: this.signal,
-      });
-      if (artifact && typeof artifact === 'object' && 'status' in artifact) this.update({ artifact: { ...this.state.artifact, ...artifact } });
+      const artifact = await this.deps.request('post', '/api/artifacts/{id}/complete', { params: { id: artifactId }, signal: this.signal });
+      this.update({ artifact });
     } catch (e) {
       // On S3 the storage event may have completed it already.
       if (isProblem(e) && e.status === 409) {
-        const artifact = await this.deps.request<Artifact>(`/api/artifacts/${artifactId}`, { signal: this.signal });
+        const artifact = await this.deps.request('get', '/api/artifacts/{id}', { params: { id: artifactId }, signal: this.signal });
         if (PAST_VERIFYING.has(artifact.status)) {
           this.update({ artifact });
           return;
@@ -380,7 +373,7 @@ export class UploadRun {
     this.update({ phase: 'processing' });
     const deadline = this.deps.now() + this.deps.pollTimeoutMs;
     for (;;) {
-      const artifact = await this.deps.request<Artifact>(`/api/artifacts/${artifactId}`, { signal: this.signal });
+      const artifact = await this.deps.request('get', '/api/artifacts/{id}', { params: { id: artifactId }, signal: this.signal });
       this.update({ artifact });
       if (FINAL_STATUSES.includes(artifact.status)) {
         this.update({ phase: 'done' });

@@ -1,11 +1,11 @@
-/** Pages against the endpoints the backend is adding (mocked in MSW with the agreed shapes). */
+/** The dashboard (stats, scanner, dead letters) and the browser download (single-use link). */
 import { describe, expect, it, vi } from 'vitest';
 import { screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { renderApp } from '@/testing/render';
 import { makeArtifact, state } from '@/testing/mock-api';
 
-describe('pending endpoints', () => {
+describe('dashboard and download link', () => {
   it('dashboard: counts by status, findings chart, denials and dead letters for admins, DB freshness', async () => {
     state.current.artifacts = [makeArtifact({ status: 'approved' }), makeArtifact({ status: 'quarantined' }), makeArtifact({ status: 'approved' })];
     await renderApp('/', 'admin');

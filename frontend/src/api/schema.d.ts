@@ -1038,7 +1038,7 @@ export interface components {
         CreateToken: {
             /**
              * Format: int32
-             * @description Days until the token expires (1 to `ARCA_TOKEN_MAX_DAYS`).
+             * @description Days until the token expires (1 to `ARCA_TOKEN_MAX_DAYS`, 90 unless configured).
              */
             expires_in_days: number;
             /** @description What the token is for (e.g. the CI pipeline's name), 1 to 100 printable characters. */
@@ -1226,7 +1226,7 @@ export interface components {
             sha256: string;
             /**
              * Format: int64
-             * @description Bytes (1 to `ARCA_MAX_ARTIFACT_BYTES`).
+             * @description Bytes (1 to `ARCA_MAX_ARTIFACT_BYTES`, 5 GiB unless configured).
              */
             size: number;
             /**
@@ -1715,6 +1715,17 @@ export interface operations {
                     "application/json": components["schemas"]["Resigned"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -1765,8 +1776,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -1886,8 +1895,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -1995,6 +2002,28 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -2028,8 +2057,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -2068,6 +2095,17 @@ export interface operations {
                     "application/json": components["schemas"]["Artifact"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -2135,8 +2173,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -2172,6 +2208,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Unauthorized */
             401: {
@@ -2257,8 +2304,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -2295,6 +2340,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Artifact"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2398,8 +2454,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -2492,6 +2546,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Unauthorized */
             401: {
@@ -2655,6 +2720,17 @@ export interface operations {
                     "application/json": components["schemas"]["DownloadLink"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -2739,8 +2815,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -2779,6 +2853,17 @@ export interface operations {
                     "application/json": components["schemas"]["LifecycleEvent"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -2846,8 +2931,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -2884,6 +2967,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PartsStatus"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -2970,8 +3064,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3099,6 +3191,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -3115,8 +3240,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3244,6 +3367,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -3260,8 +3416,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3297,6 +3451,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Unauthorized */
             401: {
@@ -3382,8 +3547,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3422,6 +3585,17 @@ export interface operations {
                     "application/json": components["schemas"]["ScanResults"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -3489,8 +3663,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3529,6 +3701,17 @@ export interface operations {
                     "application/json": components["schemas"]["ArtifactSignature"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -3596,8 +3779,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3636,6 +3817,17 @@ export interface operations {
                     "application/json": components["schemas"]["PublisherSignature"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -3703,8 +3895,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3832,6 +4022,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -3848,8 +4071,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -3886,6 +4107,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UploadTarget"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -3972,8 +4204,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4093,8 +4323,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4128,6 +4356,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Checkpoints"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4180,8 +4419,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4293,8 +4530,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4327,6 +4562,17 @@ export interface operations {
                     "application/x-ndjson": string;
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Forbidden */
             403: {
                 headers: {
@@ -4354,8 +4600,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4389,6 +4633,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Verification"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -4441,8 +4696,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4472,6 +4725,17 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -4488,8 +4752,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4556,6 +4818,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -4589,8 +4862,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4623,6 +4894,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Unauthorized */
             401: {
@@ -4657,8 +4939,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4694,6 +4974,17 @@ export interface operations {
                     "application/json": components["schemas"]["Me"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -4727,8 +5018,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4762,8 +5051,52 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
@@ -4789,8 +5122,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -4830,6 +5161,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Forbidden */
             403: {
@@ -4926,6 +5268,17 @@ export interface operations {
                     "application/json": components["schemas"]["DeadLetter"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -4976,8 +5329,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5083,8 +5434,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5192,6 +5541,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -5208,8 +5590,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5245,6 +5625,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Unauthorized */
             401: {
@@ -5313,8 +5704,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5344,6 +5733,17 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -5360,8 +5760,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5410,6 +5808,17 @@ export interface operations {
                     "text/plain; version=0.0.4": string;
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -5460,8 +5869,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5498,6 +5905,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NameOwners"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -5567,8 +5985,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5679,6 +6095,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -5695,8 +6144,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5735,6 +6182,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NameOwners"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -5804,8 +6262,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5835,6 +6291,17 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -5851,8 +6318,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5888,6 +6353,17 @@ export interface operations {
                     "application/json": components["schemas"]["Policy"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -5921,8 +6397,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -5958,6 +6432,17 @@ export interface operations {
                     "application/json": components["schemas"]["RoleInfo"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -5991,8 +6476,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6028,6 +6511,17 @@ export interface operations {
                     "application/json": components["schemas"]["ScannerStatus"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -6061,8 +6555,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6098,6 +6590,17 @@ export interface operations {
                     "application/json": components["schemas"]["Stats"];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -6148,8 +6651,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6185,6 +6686,17 @@ export interface operations {
                     "application/json": components["schemas"]["TokenInfo"][];
                 };
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Unauthorized */
             401: {
                 headers: {
@@ -6235,8 +6747,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6327,6 +6837,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -6343,8 +6886,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6380,6 +6921,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
             };
             /** @description Unauthorized */
             401: {
@@ -6448,8 +7000,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6546,8 +7096,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6581,6 +7129,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["User"][];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized */
@@ -6633,8 +7192,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6742,6 +7299,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -6758,8 +7348,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6887,6 +7475,39 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -6903,8 +7524,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6932,6 +7551,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -6948,8 +7578,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;
@@ -6977,6 +7605,17 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Too Many Requests */
             429: {
                 headers: {
@@ -6993,8 +7632,6 @@ export interface operations {
             /** @description Internal Server Error */
             500: {
                 headers: {
-                    /** @description Seconds to wait before retrying */
-                    "Retry-After"?: string;
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;
                     [name: string]: unknown;

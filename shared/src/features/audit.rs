@@ -61,8 +61,8 @@ pub struct AuditPage {
 }
 
 fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    // An empty value is not a time either: refused like any other malformed one.
     value
-        .filter(|v| !v.is_empty())
         .map(|v| {
             chrono::DateTime::parse_from_rfc3339(v)
                 .map(|t| t.timestamp_millis())

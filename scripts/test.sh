@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: install and start what the tests need, then run every test.
-#   scripts/test.sh                      everything (what CI runs)
+#   scripts/test.sh                      everything (what CI runs): lint, cargo tests, the
+#                                        deployment checks, the API contract, the API fuzz,
+#                                        the web app's tests (vitest, Chromium end to end)
 #   scripts/test.sh --only ARGS...       services up, then `cargo test ARGS` only (no lint,
 #                                        no other suites): for iterating on one test
 set -euo pipefail
@@ -86,6 +88,28 @@ if [ ${#only[@]} -gt 0 ]; then
   exit 0
 fi
 
-step "tests"
-cargo test --workspace --locked --no-fail-fast
+# Every suite runs even when an earlier one failed; the summary names the failures.
+failed=()
+suite() { # name, command...
+  local name=$1 t0
+  shift
+  step "$name"
+  t0=$(date +%s)
+  if "$@"; then
+    echo "== $name passed in $(($(date +%s) - t0)) s"
+  else
+    echo "== $name FAILED after $(($(date +%s) - t0)) s" >&2
+    failed+=("$name")
+  fi
+}
+suite "tests (cargo)" cargo test --workspace --locked --no-fail-fast
+suite "deployment (static checks)" scripts/deploy-check.sh
+suite "API contract" scripts/api-contract.sh
+suite "API fuzz (schemathesis)" env FUZZ_CASES="${FUZZ_CASES:-1500}" ARCA_TRIVY="$TRIVY_BIN" scripts/fuzz.sh
+suite "web app (typecheck, vitest, Chromium end to end)" scripts/web.sh test
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== FAILED: ${failed[*]}" >&2
+  exit 1
+fi
 step "all tests passed"

@@ -34,5 +34,7 @@ bench:
 	scripts/bench.sh
 
 # The API fuzzed from its OpenAPI document (schemathesis, every check): the long run.
+# FUZZ_ACCEPTANCE=1 also requires every schema-valid request to be accepted (a report: Arca
+# refuses some for reasons no schema states; see scripts/fuzz.sh).
 fuzz:
-	FUZZ_CASES=5000 FUZZ_ACCEPTANCE=1 scripts/fuzz.sh
+	FUZZ_CASES=$${FUZZ_CASES:-5000} scripts/fuzz.sh

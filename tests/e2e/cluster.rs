@@ -903,6 +903,83 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
         delivered.len(),
         cluster.broker.refused.load(Ordering::SeqCst)
     );
+
+    figures(&mut cluster, &layout, dir.path()).await;
+}
+
+/// Figures for the note (issue 12), with the cluster idle: the relay's throughput to the
+/// Broker stand-in (1,000 events written at once), then each function alone from a cold
+/// process to ready (best of 3, on the migrated database) and its stripped binary size.
+async fn figures(cluster: &mut Cluster, layout: &[(&'static str, usize)], dir: &Path) {
+    const EVENTS: i64 = 1000;
+    let pool = cluster.pg().await;
+    let before = cluster.broker.received.lock().unwrap().len();
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO outbox (id, event_type, artifact_id, payload, created_at, attempts, next_attempt_at) \
+         SELECT 'relay-bench-' || g, 'dev.arca.bench.ping', 'relay-bench', \
+                '{\"specversion\":\"1.0\",\"id\":\"relay-bench-' || g || '\",\"type\":\"dev.arca.bench.ping\",\
+                  \"source\":\"/arca/bench\",\"datacontenttype\":\"application/json\",\"data\":{}}', \
+                t, 0, t \
+         FROM generate_series(1, $1) g, (SELECT (extract(epoch FROM now()) * 1000)::bigint AS t) clock",
+    )
+    .bind(EVENTS)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // As the lifecycle does after writing an event: wake the relay.
+    sqlx::query("SELECT pg_notify('arca_outbox', '')").execute(&pool).await.unwrap();
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE artifact_id = 'relay-bench'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(written, EVENTS, "the relay benchmark's events were not written");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE artifact_id = 'relay-bench' AND delivered_at IS NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{left} of {EVENTS} events still undelivered after 120 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let received =
+        cluster.broker.received.lock().unwrap()[before..].iter().filter(|(_, t)| t == "dev.arca.bench.ping").count();
+    assert!(received >= EVENTS as usize, "the broker received {received} of {EVENTS} events");
+    eprintln!(
+        "FIGURE relay → broker stand-in: {EVENTS} events in {:.0} ms = {:.0} events/s ({} received, one ingest replica)",
+        seconds * 1000.0,
+        EVENTS as f64 / seconds,
+        received
+    );
+
+    let mut lines = Vec::new();
+    for (n, (name, _)) in layout.iter().enumerate() {
+        let mut best = u128::MAX;
+        for attempt in 0..3 {
+            cluster.spawn(name, free_port(), 10 + n * 3 + attempt);
+            cluster.wait_ready().await;
+            let process = cluster.processes.pop().unwrap();
+            best = best.min(process.ready_ms.unwrap());
+        }
+        let stripped = dir.join(format!("arca-fn-{name}.stripped"));
+        let status = Command::new("strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(bin(&format!("arca-fn-{name}")))
+            .status()
+            .expect("strip (binutils)");
+        assert!(status.success());
+        let mib = std::fs::metadata(&stripped).unwrap().len() as f64 / 1048576.0;
+        lines.push(format!("{name} {best} ms {mib:.1} MiB"));
+    }
+    eprintln!("FIGURE cold start to ready, one function at a time (best of 3), stripped size: {}", lines.join(", "));
 }
 
 /// One entry of `knative/base/ingress/routes.yaml` (single-line flow mappings).

@@ -19,7 +19,7 @@ fn main() -> std::process::ExitCode {
         let key = startup.audit_key()?;
         let state = Audit { probes: startup.probes(&core, None, None), key: key.clone(), core: core.clone() };
         let running = startup.serve(&core, shared::features::audit::router(), state);
-        Ok(running.leased("audit-checkpoint", function::audit_checkpoint_interval(), move || {
+        Ok(running.leased("audit-checkpoint", core.config.audit_checkpoint, move || {
             let (core, key) = (core.clone(), key.clone());
             async move { shared::features::audit::checkpoint(&core, &key).await }
         }))

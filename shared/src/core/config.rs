@@ -175,6 +175,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_POLICY_RECHECK_SECS", default_value_t = 60, value_name = "SECS")]
     pub policy_recheck_secs: u64,
 
+    /// How often the audit chain's head is signed (a checkpoint), in seconds.
+    #[arg(long, env = "ARCA_AUDIT_CHECKPOINT_SECS", default_value_t = 300, value_name = "SECS")]
+    pub audit_checkpoint_secs: u64,
+
     /// First retry delay of a failed event delivery, in milliseconds (doubles per attempt).
     #[arg(long, env = "ARCA_EVENT_RETRY_BASE_MS", default_value_t = 1000, value_name = "MS")]
     pub event_retry_base_ms: i64,
@@ -364,6 +368,8 @@ pub struct Config {
     pub signing: crate::core::signing::SigningConfig,
     pub policy: crate::core::scan::policy::Policy,
     pub policy_recheck: Duration,
+    /// How often the audit chain's head is signed.
+    pub audit_checkpoint: Duration,
     /// Master key (`ARCA_MASTER_KEY`, base64); else `<data-dir>/master.key`.
     pub master_key: Option<String>,
     pub jwt: JwtConfig,
@@ -507,6 +513,7 @@ impl Config {
             ("ARCA_SCAN_MAX_FILES", args.scan_max_files),
             ("ARCA_SCAN_MAX_RATIO", args.scan_max_ratio),
             ("ARCA_POLICY_RECHECK_SECS", args.policy_recheck_secs),
+            ("ARCA_AUDIT_CHECKPOINT_SECS", args.audit_checkpoint_secs),
             ("ARCA_ACCESS_TOKEN_TTL", args.access_token_ttl),
             ("ARCA_TRIVY_DB_STALE_HOURS", args.trivy_db_stale_hours),
             ("ARCA_MAX_CONNECTIONS", args.max_connections as u64),
@@ -582,6 +589,7 @@ impl Config {
             signing,
             policy,
             policy_recheck: Duration::from_secs(args.policy_recheck_secs),
+            audit_checkpoint: Duration::from_secs(args.audit_checkpoint_secs),
             audit_enabled: !args.bench_no_audit,
             max_artifact_bytes: args.max_artifact_bytes,
             upload_url_ttl: Duration::from_secs(args.upload_url_ttl),

@@ -554,7 +554,7 @@ pub async fn embedded(config: Config) -> anyhow::Result<(Running, Option<String>
             let (core, blobs) = (c1.clone(), blobs.clone());
             async move { crate::features::ingest::sweep(&core, &blobs).await.map(|_| ()) }
         })
-        .leased("audit-checkpoint", audit_checkpoint_interval(), move || {
+        .leased("audit-checkpoint", core.config.audit_checkpoint, move || {
             let (core, key) = (c2.clone(), audit_key.clone());
             async move { crate::features::audit::checkpoint(&core, &key).await }
         })
@@ -575,14 +575,6 @@ fn routes_of_serve() -> FunctionRouter<ServeState> {
 /// How often expired upload leases are looked for: half a lease, at least every second.
 pub fn lease_check_interval(core: &Core) -> Duration {
     (core.config.events.lease / 2).max(Duration::from_secs(1))
-}
-
-/// How often the audit chain's head is signed.
-pub fn audit_checkpoint_interval() -> Duration {
-    std::env::var("ARCA_AUDIT_CHECKPOINT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .map_or(Duration::from_secs(300), Duration::from_secs)
 }
 
 /// The `scan` function's background work: policy re-checks and retries (leased), and its

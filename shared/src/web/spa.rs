@@ -23,7 +23,7 @@ pub fn content_security_policy(s3_origin: Option<&str>) -> String {
     };
     format!(
         "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-         img-src 'self' data:; font-src 'self' data:; connect-src {connect}; worker-src 'self' blob:; \
+         img-src 'self' data:; font-src 'self' data:; connect-src {connect}; worker-src 'self'; \
          object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
     )
 }

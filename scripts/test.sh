@@ -9,8 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
-# Incremental caches only grow across CI runs (gigabytes per checkout); the dependency cache is what matters.
-export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 only=()
 if [ "${1:-}" = "--only" ]; then

@@ -70,16 +70,23 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
         1024.0 / upload,
         upload / openssl
     );
-    // The same upload with curl -T, over HTTP/1.1 and over HTTP/2 (ALPN), alternated twice.
+    // The same upload with curl -T, over HTTP/1.1 and over HTTP/2 (ALPN), alternated three
+    // times; and the same client PUTting the same file to nginx (WebDAV PUT to disk, HTTP/2
+    // on the same port): how much of the HTTP/2 cost is the client's and the machine's.
+    let nginx = Nginx::start(&server, &file)?;
+    let cacert = server.dir.path().join("data/tls/cert.pem");
     let mut by_protocol = [Vec::new(), Vec::new()];
-    for round in 0..2 {
+    let mut nginx_by_protocol = [Vec::new(), Vec::new()];
+    for round in 0..3 {
         for (i, protocol) in ["--http1.1", "--http2"].into_iter().enumerate() {
             let declared = arca_client::NewArtifact { version: format!("curl-{round}-{i}"), ..declared.clone() };
             let target = api.create_artifact(&declared).await?.upload;
-            by_protocol[i].push(curl_put(&target, &file, protocol, &server)?);
+            by_protocol[i].push(curl_put(&target.url, &target.headers, &file, protocol, &cacert)?);
+            nginx_by_protocol[i].push(curl_put(&nginx.put_url, &Default::default(), &file, protocol, &cacert)?);
         }
     }
     let (h1, h2) = (best(&by_protocol[0]), best(&by_protocol[1]));
+    let (n1, n2) = (best(&nginx_by_protocol[0]), best(&nginx_by_protocol[1]));
     println!(
         "upload 1 GiB with curl -T: HTTP/1.1 {h1:.2} s ({:.0} MiB/s), HTTP/2 {h2:.2} s ({:.0} MiB/s) -> HTTP/2 at {:.2}x HTTP/1.1 throughput, HTTP/1.1 at {:.2}x openssl dgst time  [target HTTP/2 >= 0.9x]",
         1024.0 / h1,
@@ -87,12 +94,17 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
         h1 / h2,
         h1 / openssl
     );
+    println!(
+        "  baseline, the same curl to nginx (PUT to disk): HTTP/1.1 {n1:.2} s, HTTP/2 {n2:.2} s -> HTTP/2 at {:.2}x HTTP/1.1; Arca HTTP/1.1 at {:.2}x nginx throughput, HTTP/2 at {:.2}x",
+        n1 / n2,
+        n1 / h1,
+        n2 / h2
+    );
 
     api.complete(&id).await?;
     let done = api.wait_final(&id, std::time::Duration::from_secs(3600), None).await?;
     anyhow::ensure!(done.status == arca_client::Status::Approved, "bench artifact is {}", done.status);
 
-    let nginx = Nginx::start(&server, &file)?;
     let mut arca_times = Vec::new();
     let mut nginx_times = Vec::new();
     for _ in 0..2 {
@@ -119,23 +131,24 @@ fn best(times: &[f64]) -> f64 {
     times.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-/// `curl -T FILE` to the upload target with its headers, forcing `protocol`; the seconds it took.
+/// `curl -T FILE` to `url` with `headers`, forcing `protocol`; the seconds it took.
 fn curl_put(
-    target: &arca_client::UploadTarget,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
     file: &std::path::Path,
     protocol: &str,
-    server: &Server,
+    cacert: &std::path::Path,
 ) -> anyhow::Result<f64> {
     let mut command = Command::new("curl");
     command
         .args(["-sS", "-f", "-o", "/dev/null", "-w", "%{http_version}", protocol, "--cacert"])
-        .arg(server.dir.path().join("data/tls/cert.pem"))
+        .arg(cacert)
         .arg("-T")
         .arg(file);
-    for (name, value) in &target.headers {
+    for (name, value) in headers {
         command.arg("-H").arg(format!("{name}: {value}"));
     }
-    command.arg(&target.url);
+    command.arg(url);
     let started = Instant::now();
     let out = command.output()?;
     let elapsed = started.elapsed().as_secs_f64();
@@ -146,25 +159,34 @@ fn curl_put(
     Ok(elapsed)
 }
 
-/// nginx serving one file over HTTPS with Arca's certificate.
+/// nginx serving one file over HTTPS with Arca's certificate, and taking PUTs (WebDAV,
+/// written to disk) at `put_url`, over HTTP/1.1 or HTTP/2.
 struct Nginx {
     child: std::process::Child,
     url: String,
+    put_url: String,
 }
 
 impl Nginx {
     fn start(server: &Server, file: &std::path::Path) -> anyhow::Result<Self> {
         let dir = server.dir.path().join("nginx");
         std::fs::create_dir_all(dir.join("logs"))?;
+        std::fs::create_dir_all(dir.join("put"))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let tls = server.dir.path().join("data/tls");
         let root = file.parent().unwrap_or(std::path::Path::new("/"));
+        // Workers as the user running the bench (the directive is ignored when not root),
+        // so that they can write the PUT bodies into its temporary directory.
+        let user = Command::new("id").arg("-un").output()?;
+        let user = String::from_utf8_lossy(&user.stdout).trim().to_owned();
         let conf = format!(
             "daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/logs/error.log;\n\
+             user {user};\n\
              events {{ worker_connections 64; }}\n\
              http {{ access_log off; sendfile on; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-               server {{ listen 127.0.0.1:{port} ssl; ssl_protocols TLSv1.2 TLSv1.3;\n\
-                 ssl_certificate {t}/cert.pem; ssl_certificate_key {t}/key.pem; root {r}; }} }}\n",
+               server {{ listen 127.0.0.1:{port} ssl http2; ssl_protocols TLSv1.2 TLSv1.3;\n\
+                 ssl_certificate {t}/cert.pem; ssl_certificate_key {t}/key.pem; root {r};\n\
+                 location /put/ {{ root {d}; dav_methods PUT; client_max_body_size 0; }} }} }}\n",
             d = dir.display(),
             t = tls.display(),
             r = root.display(),
@@ -177,7 +199,11 @@ impl Nginx {
             .spawn()?;
         std::thread::sleep(std::time::Duration::from_millis(500));
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        Ok(Self { child, url: format!("https://127.0.0.1:{port}/{name}") })
+        Ok(Self {
+            child,
+            url: format!("https://127.0.0.1:{port}/{name}"),
+            put_url: format!("https://127.0.0.1:{port}/put/upload.bin"),
+        })
     }
 }
 

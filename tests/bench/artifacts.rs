@@ -70,6 +70,32 @@ pub async fn run(arca: &str) -> anyhow::Result<()> {
         1024.0 / upload,
         upload / openssl
     );
+    // Arca's own client (what `arca push` uses: HTTP/2 when offered) over each protocol,
+    // alternated three times.
+    let api_h2 = arca_client::Client::builder(&server.url)
+        .pin_pem(std::fs::read(server.dir.path().join("data/tls/cert.pem"))?)
+        .build()?;
+    api_h2.login("admin", crate::server::PASSWORD).await?;
+    let version = api_h2.request(&arca_client::endpoints::ME, &[]).send().await?.version();
+    anyhow::ensure!(version == reqwest::Version::HTTP_2, "Arca's client spoke {version:?}, not HTTP/2");
+    let mut by_client = [Vec::new(), Vec::new()];
+    for round in 0..3 {
+        for (i, client) in [&api, &api_h2].into_iter().enumerate() {
+            let declared = arca_client::NewArtifact { version: format!("client-{round}-{i}"), ..declared.clone() };
+            let created = client.create_artifact(&declared).await?;
+            let started = Instant::now();
+            client.upload(&created.artifact.id, &created.upload, &source, SIZE, &Default::default()).await?;
+            by_client[i].push(started.elapsed().as_secs_f64());
+        }
+    }
+    let (c1, c2) = (best(&by_client[0]), best(&by_client[1]));
+    println!(
+        "upload 1 GiB with Arca's client: HTTP/1.1 {c1:.2} s ({:.0} MiB/s), HTTP/2 {c2:.2} s ({:.0} MiB/s) -> HTTP/2 at {:.2}x HTTP/1.1 throughput  [target >= 0.9x]",
+        1024.0 / c1,
+        1024.0 / c2,
+        c1 / c2
+    );
+
     // The same upload with curl -T, over HTTP/1.1 and over HTTP/2 (ALPN), alternated three
     // times; and the same client PUTting the same file to nginx (WebDAV PUT to disk, HTTP/2
     // on the same port): how much of the HTTP/2 cost is the client's and the machine's.

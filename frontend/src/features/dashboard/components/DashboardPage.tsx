@@ -108,7 +108,7 @@ export function DashboardPage() {
                 </Typography>
                 {scanner.data.db_stale && (
                   <Alert severity="warning" sx={{ mt: 1 }}>
-                    The vulnerability DB is stale: import a fresh one (arca admin trivy-db-import).
+                    The vulnerability DB is stale. Arca downloads updates by itself when downloads are on; offline, import a fresh one (arca admin trivy-db-import).
                   </Alert>
                 )}
                 {scanner.data.last_update_error && <Alert severity="error" sx={{ mt: 1 }}>{scanner.data.last_update_error}</Alert>}
@@ -148,7 +148,7 @@ export function DashboardPage() {
                   {stats.recent_denials.map((d, i) => (
                     <ListItem key={i} disableGutters>
                       <ListItemText
-                        primary={`${d.actor || 'anonymous'}: ${d.action} ${d.target}`}
+                        primary={`${d.actor || 'anonymous'}: ${d.action.endsWith(` ${d.target}`) ? d.action : `${d.action} ${d.target}`}`}
                         secondary={
                           <>
                             <DateTime ms={d.ts} /> · {d.client_ip}

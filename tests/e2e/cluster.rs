@@ -296,6 +296,7 @@ impl Cluster {
 
     /// Waits until every process answers its readiness probe; records cold-start times.
     async fn wait_ready(&mut self) {
+        let dir = self.keys.dir.clone();
         for process in self.processes.iter_mut().filter(|p| p.ready_ms.is_none()) {
             let url = format!("http://127.0.0.1:{}/health/readiness", process.port);
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -304,12 +305,24 @@ impl Cluster {
                     process.ready_ms = Some(process.started.elapsed().as_millis());
                     break;
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "{} on {} did not become ready (see its log)",
-                    process.name,
-                    process.port
-                );
+                let exited = process.child.try_wait().ok().flatten();
+                if exited.is_some() || Instant::now() >= deadline {
+                    let log = std::fs::read_dir(&dir)
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                        .filter(|f| f.file_name().to_string_lossy().ends_with(&format!("-{}.log", process.port)))
+                        .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+                        .collect::<String>();
+                    let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                    panic!(
+                        "{} on {} did not become ready ({}); its log ends:\n{}",
+                        process.name,
+                        process.port,
+                        exited.map_or("still running after 30 s".to_owned(), |s| format!("exited: {s}")),
+                        tail.join("\n")
+                    );
+                }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }

@@ -694,8 +694,15 @@ async fn audit_tail_cuts_are_detected(backend: Backend) {
         "the log verifies after its tail (from {} of {head}) was cut: {report}",
         latest - 9
     );
+    // An entry the server was appending while the rows went (the audit of a request just
+    // before) can land above the cut: the walk then meets the gap before the checkpoint.
     let reason = report["first_invalid"]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("tail was removed") || reason.contains("differs from the signed checkpoint"), "{report}");
+    assert!(
+        ["tail was removed", "differs from the signed checkpoint", "entries missing"]
+            .iter()
+            .any(|known| reason.contains(known)),
+        "{report}"
+    );
 }
 both_backends!(audit_tail_cuts_are_detected);
 

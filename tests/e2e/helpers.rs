@@ -417,8 +417,33 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
+/// A loopback port nothing listens on, for a process the test starts later.
+///
+/// Taken below the kernel's ephemeral range: a port the kernel hands out (`bind(0)`) can be
+/// taken again, between this call and the process's own bind, as the local port of any
+/// outgoing connection of a concurrent test; ports below the range never are. Unique within
+/// the test binary; the start varies per run so that two runs at once seldom meet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000, low.saturating_sub(10_000).max(1000));
+    let _ = NEXT.compare_exchange(
+        0,
+        (uuid::Uuid::new_v4().as_u128() as u32) % span + 1,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let port = (first + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 /// A PostgreSQL cluster of the test's own (so the test may stop and start it).

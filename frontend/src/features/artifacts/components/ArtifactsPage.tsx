@@ -149,7 +149,7 @@ export function ArtifactsPage() {
               <TableBody>
                 {data?.items.map((a) => (
                   <TableRow key={a.id} hover>
-                    <TableCell sx={{ maxWidth: 260, wordBreak: 'break-word' }}>
+                    <TableCell sx={{ minWidth: 120, maxWidth: 260, wordBreak: 'break-word' }}>
                       <Link component={RouterLink} to={`/artifacts/${a.id}`} sx={{ fontWeight: 600 }}>
                         {a.name}
                       </Link>

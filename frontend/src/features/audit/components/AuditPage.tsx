@@ -161,12 +161,12 @@ export function AuditPage() {
                     <TableCell>
                       <code>{e.action}</code>
                     </TableCell>
-                    <TableCell sx={{ maxWidth: 220, wordBreak: 'break-all' }}>{e.target}</TableCell>
+                    <TableCell sx={{ minWidth: 140, maxWidth: 220, wordBreak: 'break-all' }}>{e.target}</TableCell>
                     <TableCell>
                       <Chip size="small" label={`${e.outcome} ${e.status || ''}`.trim()} color={e.outcome === 'success' ? 'success' : e.outcome === 'denied' ? 'warning' : 'error'} variant="outlined" />
                     </TableCell>
                     <TableCell>{e.client_ip}</TableCell>
-                    <TableCell sx={{ maxWidth: 280, wordBreak: 'break-all', fontSize: '0.75rem' }}>{e.details && e.details !== 'null' ? e.details : ''}</TableCell>
+                    <TableCell sx={{ minWidth: 180, maxWidth: 280, wordBreak: 'break-all', fontSize: '0.75rem' }}>{e.details && e.details !== 'null' ? e.details : ''}</TableCell>
                   </TableRow>
                 ))}
               </TableBody>

@@ -296,13 +296,7 @@ async fn encrypted_at_rest_and_tamper_evident() {
     // the stream reset can also discard what the server had queued but not yet written,
     // headers included, so the request itself may fail. Either way the download fails and
     // not a byte of the bad segment is sent.
-    let pem = std::fs::read(arca.data_dir.join("tls/cert.pem")).unwrap();
-    let http1 = reqwest::Client::builder()
-        .use_rustls_tls()
-        .http1_only()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap();
+    let http1 = arca.client_http1();
     for (client, protocol) in [(&http1, "HTTP/1.1"), (&arca.client, "HTTP/2")] {
         let url = arca.url(&format!("/api/artifacts/{id}/download"));
         let mut received = Vec::new();

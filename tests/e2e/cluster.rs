@@ -36,6 +36,7 @@ struct Process {
     port: u16,
     child: Child,
     env: Vec<(String, String)>,
+    log: PathBuf,
     started: Instant,
     ready_ms: Option<u128>,
 }
@@ -283,7 +284,8 @@ impl Cluster {
 
     fn spawn(&mut self, name: &'static str, port: u16, replica: usize) {
         let env = self.env(name, port, replica);
-        let log = std::fs::File::create(self.keys.dir.join(format!("{name}-{replica}-{port}.log"))).unwrap();
+        let log_path = self.keys.dir.join(format!("{name}-{replica}-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(bin(&format!("arca-fn-{name}")))
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
@@ -291,12 +293,11 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .unwrap();
-        self.processes.push(Process { name, port, child, env, started: Instant::now(), ready_ms: None });
+        self.processes.push(Process { name, port, child, env, log: log_path, started: Instant::now(), ready_ms: None });
     }
 
     /// Waits until every process answers its readiness probe; records cold-start times.
     async fn wait_ready(&mut self) {
-        let dir = self.keys.dir.clone();
         for process in self.processes.iter_mut().filter(|p| p.ready_ms.is_none()) {
             let url = format!("http://127.0.0.1:{}/health/readiness", process.port);
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -307,14 +308,9 @@ impl Cluster {
                 }
                 let exited = process.child.try_wait().ok().flatten();
                 if exited.is_some() || Instant::now() >= deadline {
-                    let log = std::fs::read_dir(&dir)
-                        .into_iter()
-                        .flatten()
-                        .flatten()
-                        .filter(|f| f.file_name().to_string_lossy().ends_with(&format!("-{}.log", process.port)))
-                        .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
-                        .collect::<String>();
-                    let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
+                    let log = std::fs::read_to_string(&process.log).unwrap_or_default();
+                    let lines: Vec<&str> = log.lines().collect();
+                    let tail = &lines[lines.len().saturating_sub(20)..];
                     panic!(
                         "{} on {} did not become ready ({}); its log ends:\n{}",
                         process.name,

@@ -313,15 +313,23 @@ impl Arca {
         self.builder_env.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     }
 
-    /// A client like `client` that does not follow redirects.
-    pub fn client_no_redirect(&self) -> reqwest::Client {
+    /// A client builder that trusts only this server's certificate.
+    fn client_builder(&self) -> reqwest::ClientBuilder {
         let pem = std::fs::read(self.data_dir.join("tls/cert.pem")).unwrap();
         reqwest::Client::builder()
             .use_rustls_tls()
             .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+            .tls_built_in_root_certs(false)
+    }
+
+    /// A client like `client` that does not follow redirects.
+    pub fn client_no_redirect(&self) -> reqwest::Client {
+        self.client_builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    }
+
+    /// A client like `client` that speaks HTTP/1.1 only.
+    pub fn client_http1(&self) -> reqwest::Client {
+        self.client_builder().http1_only().build().unwrap()
     }
 
     pub fn pid(&self) -> u32 {

@@ -7,6 +7,10 @@
 #   ./kind-setup.sh --list-external
 #                              the Secrets/ConfigMaps/namespaces this script (and the add-on
 #                              releases) create outside the Kustomize render (used by kval)
+#   ./kind-setup.sh --emit-secrets JWKS_FILE ISSUER
+#                              print, as YAML, the Secrets and ConfigMaps step 9 would apply,
+#                              freshly generated, with JWKS_FILE and ISSUER standing for the
+#                              API server's; no cluster is touched (tests/e2e/deployment.rs)
 #
 # Idempotent: a second run converges (the cluster is reused, add-ons re-applied, existing
 # secrets kept, the one-shot Jobs re-run, images rebuilt and rolled out as new revisions).
@@ -18,7 +22,7 @@ set -euo pipefail
 # ---------------------------------------------------------------- pinned versions
 # Knative 1.23 = knative.dev/serving and eventing v0.50.0, the Go types tools/kval checks with.
 KNATIVE_VERSION=knative-v1.23.0
-CERT_MANAGER_VERSION=v1.16.3
+CERT_MANAGER_VERSION=v1.21.2
 PROMETHEUS_OPERATOR_VERSION=v0.91.0
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.35.0}
 MIN_KIND=0.31.0
@@ -52,7 +56,8 @@ case ${1:-} in
   --dry-run) MODE=dry-run ;;
   --delete) MODE=delete ;;
   --list-external) MODE=list-external ;;
-  -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --emit-secrets) MODE=emit-secrets EMIT_JWKS=${2:-} EMIT_ISSUER=${3:-} ;;
+  -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "kind-setup.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
 
@@ -85,6 +90,9 @@ apply_generated() {
   shift
   if dry; then
     printf '+ %s | kubectl --context %s apply -f -    # %s\n' "$*" "$CONTEXT" "$what"
+  elif [ "$MODE" = emit-secrets ]; then
+    echo "---"
+    "$@"
   else
     "$@" | kubectl --context "$CONTEXT" apply -f -
   fi
@@ -130,6 +138,90 @@ EOF
   local u
   for u in "${S3_USERS[@]}"; do echo "Secret arca/arca-s3-$u"; done
 }
+
+# ---------------------------------------------------------------- secrets (step 9)
+# secret_value NS NAME KEY GENERATOR...: the existing value, or a new one from GENERATOR
+secret_value() {
+  local ns=$1 name=$2 key=$3 value=""
+  shift 3
+  if [ "$MODE" != emit-secrets ]; then
+    value=$(kubectl --context "$CONTEXT" -n "$ns" get secret "$name" -o "go-template={{index .data \"$key\" | base64decode}}" 2>/dev/null || true)
+  fi
+  if [ -z "$value" ]; then value=$("$@"); fi
+  printf '%s' "$value"
+}
+rand_hex() { openssl rand -hex "$1"; }
+rand_b64() { openssl rand -base64 "$1" | tr -d '\n'; }
+ec_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null; }
+
+# secret NS NAME --from-literal=... / --from-file=...: create or update (converges)
+secret() {
+  local ns=$1 name=$2
+  shift 2
+  apply_generated "secret $ns/$name" kubectl -n "$ns" create secret generic "$name" "$@" --dry-run=client -o yaml
+}
+
+# generate_secrets: every Secret (and the two ConfigMaps of public keys) Arca needs, each
+# value read back from the cluster when it exists, else generated with openssl.
+generate_secrets() {
+  local work
+  work=$(mktemp -d)
+  # shellcheck disable=SC2064 # expand now: the trap outlives this function's locals
+  trap "rm -rf '$work'" EXIT
+  pg_password=$(secret_value arca-data arca-postgres password rand_hex 24)
+  secret arca-data arca-postgres --from-literal=password="$pg_password"
+  secret arca arca-db --from-literal=url="postgres://arca:$pg_password@postgres.arca-data.svc.cluster.local:5432/arca"
+
+  ingest_token=$(secret_value arca arca-ingest-token token rand_hex 32)
+  secret arca arca-ingest-token --from-literal=token="$ingest_token"
+  kms_key=$(secret_value arca-data arca-minio kms-secret-key printf 'arca-key:%s' "$(rand_b64 32)")
+  secret arca-data arca-minio --from-literal=root-user=arca-root \
+    --from-literal=root-password="$(secret_value arca-data arca-minio root-password rand_hex 24)" \
+    --from-literal=kms-secret-key="$kms_key" --from-literal=ingest-token="$ingest_token"
+
+  user_args=()
+  for u in "${S3_USERS[@]}" setup; do
+    key=$(secret_value arca-data arca-minio-users "$u-secret-key" rand_hex 24)
+    user_args+=("--from-literal=$u-access-key=arca-$u" "--from-literal=$u-secret-key=$key")
+    if [ "$u" != setup ]; then
+      secret arca "arca-s3-$u" --from-literal=access-key="arca-$u" --from-literal=secret-key="$key"
+    fi
+  done
+  secret arca-data arca-minio-users "${user_args[@]}"
+
+  secret arca arca-admin --from-literal=password="$(secret_value arca arca-admin password rand_b64 18)"
+  secret arca arca-metrics --from-literal=token="$(secret_value arca arca-metrics token rand_hex 32)"
+  secret arca arca-download-link --from-literal=key="$(secret_value arca arca-download-link key rand_b64 32)"
+  secret arca-monitoring arca-grafana-admin --from-literal=user=admin \
+    --from-literal=password="$(secret_value arca-monitoring arca-grafana-admin password rand_b64 18)"
+
+  secret_value arca arca-jwt-private private.pem ec_key >"$work/jwt.pem"
+  openssl pkey -in "$work/jwt.pem" -pubout -out "$work/jwt-public.pem"
+  secret arca arca-jwt-private --from-file=private.pem="$work/jwt.pem"
+  apply_generated "public JWT key" kubectl -n arca create configmap arca-jwt-public \
+    --from-file=public.pem="$work/jwt-public.pem" --dry-run=client -o yaml
+  secret_value arca arca-audit-checkpoint private.pem ec_key >"$work/audit.pem"
+  secret arca arca-audit-checkpoint --from-file=private.pem="$work/audit.pem"
+
+  if [ "$MODE" = emit-secrets ]; then
+    cp "$EMIT_JWKS" "$work/jwks.json"
+    issuer=$EMIT_ISSUER
+  else
+    kubectl --context "$CONTEXT" get --raw /openid/v1/jwks >"$work/jwks.json"
+    issuer=$(kubectl --context "$CONTEXT" get --raw /.well-known/openid-configuration | sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p')
+  fi
+  [ -n "$issuer" ] || die "the API server announces no OIDC issuer"
+  apply_generated "the API server's JWKS and issuer (OIDC sender tokens)" kubectl -n arca create configmap arca-event-jwks \
+    --from-file=jwks.json="$work/jwks.json" --from-literal=issuer="$issuer" --dry-run=client -o yaml
+}
+
+if [ "$MODE" = emit-secrets ]; then
+  if [ ! -r "$EMIT_JWKS" ] || [ -z "$EMIT_ISSUER" ]; then
+    die "--emit-secrets needs JWKS_FILE and ISSUER (what the API server's /openid/v1/jwks and issuer would be)"
+  fi
+  generate_secrets
+  exit 0
+fi
 
 if [ "$MODE" = list-external ]; then
   external_objects
@@ -231,22 +323,26 @@ k wait --for=condition=Established crd --all --timeout="$WAIT"
 k -n default wait --for=condition=Available deployment/prometheus-operator --timeout="$WAIT"
 
 # ---------------------------------------------------------------- 8. images
+# Images are built without provenance/SBOM attestations (--provenance=false --sbom=false):
+# with Docker's containerd image store an attested image is an index holding attestation
+# manifests, which `kind load` cannot import.
+
 TAG=$(image_tag)
 step images "build the images (tag $TAG) and load them into the Kind nodes"
 images=()
 for fn in "${FUNCTIONS[@]}"; do
   if [ "$fn" = scan ]; then
-    run docker build -f docker/function.Dockerfile --build-arg FUNCTION=scan -t "kind.local/arca-scan-base:$TAG" .
-    run docker build -f docker/scan.Dockerfile --build-arg "BASE=kind.local/arca-scan-base:$TAG" -t "kind.local/arca-scan:$TAG" .
+    run docker build -f docker/function.Dockerfile --provenance=false --sbom=false --build-arg FUNCTION=scan -t "kind.local/arca-scan-base:$TAG" .
+    run docker build -f docker/scan.Dockerfile --provenance=false --sbom=false --build-arg "BASE=kind.local/arca-scan-base:$TAG" -t "kind.local/arca-scan:$TAG" .
   else
-    run docker build -f docker/function.Dockerfile --build-arg "FUNCTION=$fn" -t "kind.local/arca-$fn:$TAG" .
+    run docker build -f docker/function.Dockerfile --provenance=false --sbom=false --build-arg "FUNCTION=$fn" -t "kind.local/arca-$fn:$TAG" .
   fi
   images+=("kind.local/arca-$fn:$TAG")
 done
-run docker build -f docker/web.Dockerfile -t "kind.local/arca-web:$TAG" .
-run docker build -f docker/gateway.Dockerfile -t "kind.local/arca-gateway:$TAG" .
-run docker build -f docker/minio.Dockerfile --target server -t "kind.local/arca-minio:$MINIO_TAG" .
-run docker build -f docker/minio.Dockerfile --target setup -t "kind.local/arca-minio-setup:$MC_TAG" .
+run docker build -f docker/web.Dockerfile --provenance=false --sbom=false -t "kind.local/arca-web:$TAG" .
+run docker build -f docker/gateway.Dockerfile --provenance=false --sbom=false -t "kind.local/arca-gateway:$TAG" .
+run docker build -f docker/minio.Dockerfile --provenance=false --sbom=false --target server -t "kind.local/arca-minio:$MINIO_TAG" .
+run docker build -f docker/minio.Dockerfile --provenance=false --sbom=false --target setup -t "kind.local/arca-minio-setup:$MC_TAG" .
 images+=("kind.local/arca-web:$TAG" "kind.local/arca-gateway:$TAG" "kind.local/arca-minio:$MINIO_TAG" "kind.local/arca-minio-setup:$MC_TAG")
 run kind load docker-image --name "$CLUSTER" "${images[@]}"
 
@@ -255,25 +351,6 @@ step namespaces-and-secrets "namespaces, then every secret Arca needs (random, g
 for ns in arca arca-data arca-monitoring; do
   apply_generated "namespace $ns" kubectl create namespace "$ns" --dry-run=client -o yaml
 done
-
-# secret_value NS NAME KEY GENERATOR...: the existing value, or a new one from GENERATOR
-secret_value() {
-  local ns=$1 name=$2 key=$3 value
-  shift 3
-  value=$(kubectl --context "$CONTEXT" -n "$ns" get secret "$name" -o "go-template={{index .data \"$key\" | base64decode}}" 2>/dev/null || true)
-  if [ -z "$value" ]; then value=$("$@"); fi
-  printf '%s' "$value"
-}
-rand_hex() { openssl rand -hex "$1"; }
-rand_b64() { openssl rand -base64 "$1" | tr -d '\n'; }
-ec_key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null; }
-
-# secret NS NAME --from-literal=... / --from-file=...: create or update (converges)
-secret() {
-  local ns=$1 name=$2
-  shift 2
-  apply_generated "secret $ns/$name" kubectl -n "$ns" create secret generic "$name" "$@" --dry-run=client -o yaml
-}
 
 if dry; then
   echo "# each value is read back from the cluster when the Secret exists, else generated with openssl:"
@@ -301,48 +378,7 @@ if dry; then
   printf '+ kubectl --context %s get --raw /openid/v1/jwks; kubectl --context %s get --raw /.well-known/openid-configuration\n' "$CONTEXT" "$CONTEXT"
   apply_generated "the API server's JWKS and issuer (OIDC sender tokens)" kubectl -n arca create configmap arca-event-jwks --from-file=jwks.json=JWKS --from-literal=issuer=ISSUER --dry-run=client -o yaml
 else
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  pg_password=$(secret_value arca-data arca-postgres password rand_hex 24)
-  secret arca-data arca-postgres --from-literal=password="$pg_password"
-  secret arca arca-db --from-literal=url="postgres://arca:$pg_password@postgres.arca-data.svc.cluster.local:5432/arca"
-
-  ingest_token=$(secret_value arca arca-ingest-token token rand_hex 32)
-  secret arca arca-ingest-token --from-literal=token="$ingest_token"
-  kms_key=$(secret_value arca-data arca-minio kms-secret-key printf 'arca-key:%s' "$(rand_b64 32)")
-  secret arca-data arca-minio --from-literal=root-user=arca-root \
-    --from-literal=root-password="$(secret_value arca-data arca-minio root-password rand_hex 24)" \
-    --from-literal=kms-secret-key="$kms_key" --from-literal=ingest-token="$ingest_token"
-
-  user_args=()
-  for u in "${S3_USERS[@]}" setup; do
-    key=$(secret_value arca-data arca-minio-users "$u-secret-key" rand_hex 24)
-    user_args+=("--from-literal=$u-access-key=arca-$u" "--from-literal=$u-secret-key=$key")
-    if [ "$u" != setup ]; then
-      secret arca "arca-s3-$u" --from-literal=access-key="arca-$u" --from-literal=secret-key="$key"
-    fi
-  done
-  secret arca-data arca-minio-users "${user_args[@]}"
-
-  secret arca arca-admin --from-literal=password="$(secret_value arca arca-admin password rand_b64 18)"
-  secret arca arca-metrics --from-literal=token="$(secret_value arca arca-metrics token rand_hex 32)"
-  secret arca arca-download-link --from-literal=key="$(secret_value arca arca-download-link key rand_b64 32)"
-  secret arca-monitoring arca-grafana-admin --from-literal=user=admin \
-    --from-literal=password="$(secret_value arca-monitoring arca-grafana-admin password rand_b64 18)"
-
-  secret_value arca arca-jwt-private private.pem ec_key >"$work/jwt.pem"
-  openssl pkey -in "$work/jwt.pem" -pubout -out "$work/jwt-public.pem"
-  secret arca arca-jwt-private --from-file=private.pem="$work/jwt.pem"
-  apply_generated "public JWT key" kubectl -n arca create configmap arca-jwt-public \
-    --from-file=public.pem="$work/jwt-public.pem" --dry-run=client -o yaml
-  secret_value arca arca-audit-checkpoint private.pem ec_key >"$work/audit.pem"
-  secret arca arca-audit-checkpoint --from-file=private.pem="$work/audit.pem"
-
-  kubectl --context "$CONTEXT" get --raw /openid/v1/jwks >"$work/jwks.json"
-  issuer=$(kubectl --context "$CONTEXT" get --raw /.well-known/openid-configuration | sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p')
-  [ -n "$issuer" ] || die "the API server announces no OIDC issuer"
-  apply_generated "the API server's JWKS and issuer (OIDC sender tokens)" kubectl -n arca create configmap arca-event-jwks \
-    --from-file=jwks.json="$work/jwks.json" --from-literal=issuer="$issuer" --dry-run=client -o yaml
+  generate_secrets
 fi
 
 # ---------------------------------------------------------------- 10. data and jobs
@@ -369,9 +405,12 @@ k -n arca-data rollout status statefulset/minio --timeout="$WAIT"
 k -n arca wait --for=condition=complete job/arca-migrate --timeout="$WAIT"
 k -n arca-data wait --for=condition=complete job/minio-setup --timeout="$WAIT"
 k wait --for=condition=Ready certificate --all --all-namespaces --timeout="$WAIT"
-# Kourier serves the ingress certificate on its HTTPS listener
+# Kourier serves the ingress certificate on its HTTPS listener, and records the address each
+# connection comes from (use-remote-address: Envoy appends the peer to X-Forwarded-For; one
+# trusted hop keeps the gateway's X-Forwarded-Proto on the internal hop). The gateway then
+# sends the functions that address alone (knative/base/ingress/gateway.conf).
 k -n knative-serving patch configmap config-kourier --type merge \
-  -p '{"data":{"certs-secret-namespace":"kourier-system","certs-secret-name":"arca-ingress-tls"}}'
+  -p '{"data":{"certs-secret-namespace":"kourier-system","certs-secret-name":"arca-ingress-tls","use-remote-address":"true","trusted-hops-count":"1"}}'
 k -n knative-serving rollout restart deployment/net-kourier-controller
 k -n knative-serving rollout status deployment/net-kourier-controller --timeout="$WAIT"
 

@@ -13,7 +13,9 @@ FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
 # the whole workspace: cargo reads every member's manifest to resolve Cargo.lock
 COPY Cargo.toml Cargo.lock ./
+# (every member of Cargo.toml's [workspace]; deploy-check fails when one is missing)
 COPY shared shared
+COPY client client
 COPY functions functions
 COPY cli cli
 COPY tests tests

@@ -8,12 +8,13 @@
 #   4. shellcheck + bash -n on kind-setup.sh, scripts/*.sh, .ci/run, minio/setup.sh
 #   5. nginx -t on frontend/nginx.conf (when it exists) and on the gateway's config, and the
 #      gateway's routing decisions with the real nginx
-#   6. Dockerfiles: pinned base images, non-root USER in every final stage
+#   6. Dockerfiles: pinned base images, non-root USER in every final stage, every workspace
+#      member in each cargo build context (and a Dockerfile missing one is caught)
 #   7. kind-setup.sh --dry-run succeeds without Docker and names every step
 #   8. README "Deploy to Kind": every command and repo file it names exists
 # Tools it needs are installed when missing (kubectl, shellcheck, nginx from Debian); kval is
-# built from the Go module proxy once per version of its sources, cached in
-# ~/.cache/arca/tools/kval-<hash>.
+# built from the Go module proxy once per version of its sources (scripts/tools.sh kval),
+# cached in ~/.cache/arca/tools/kval-<hash>.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -45,21 +46,8 @@ command -v shellcheck >/dev/null || apt_install shellcheck || fail "shellcheck c
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 command -v go >/dev/null || { echo "deploy-check: Go is required to build tools/kval" >&2; exit 1; }
 
-# kval, rebuilt only when its sources change
-hash=$(cat tools/kval/go.mod tools/kval/go.sum tools/kval/*.go | sha256sum | cut -c1-16)
-KVAL=$CACHE/tools/kval-$hash
-if [ ! -x "$KVAL" ]; then
-  mkdir -p "$CACHE/tools"
-  echo "deploy-check: building tools/kval (first time for this version: minutes on two cores)" >&2
-  start=$(date +%s)
-  if (cd tools/kval && nice -n 10 go build -o "$KVAL.tmp" .); then
-    mv "$KVAL.tmp" "$KVAL"
-    echo "deploy-check: kval built in $(($(date +%s) - start)) s" >&2
-  else
-    echo "deploy-check: building kval failed" >&2
-    exit 1
-  fi
-fi
+# kval, rebuilt only when its sources change (scripts/tools.sh, cached in ~/.cache/arca/tools)
+KVAL=$(ARCA_TOOLS_CACHE=$CACHE scripts/tools.sh kval) || { echo "deploy-check: building tools/kval failed" >&2; exit 1; }
 
 step "render: kubectl kustomize knative/overlays/kind"
 if ! kubectl kustomize knative/overlays/kind >"$WORK/render.yaml" 2>"$WORK/render.err"; then
@@ -133,7 +121,7 @@ if [ -x "$NGINX" ]; then
   # shellcheck disable=SC2016 # nginx variables, not shell ones
   sed -e 's|proxy_pass http://$arca_upstream$request_uri;|return 200 "$arca_service";|' \
     -e "s|listen 8080;|listen 127.0.0.1:$port;|" -e "s|pid /tmp/nginx.pid;|pid $g/nginx.pid;|" \
-    -e "s|temp_path /tmp/|temp_path $g/|" -e 's|access_log /dev/stdout json;|access_log off;|' \
+    -e "s|temp_path /tmp/|temp_path $g/|" -e "s|access_log /dev/stdout json;|access_log $g/access.log json;|" \
     knative/base/ingress/gateway.conf >"$g/conf/nginx.conf"
   if "$NGINX" -p "$g" -c "$g/conf/nginx.conf" -e "$g/logs/error.log"; then
     for _ in $(seq 50); do [ -s "$g/nginx.pid" ] && break; sleep 0.1; done
@@ -145,8 +133,28 @@ if [ -x "$NGINX" ]; then
       [ "$got" = "$want" ] || fail "gateway routes $method $path to '$got', expected $want"
       checked=$((checked + 1))
     done <tests/fixtures/kval/gateway-routes.txt
+    # the edge: the client's address as Kourier recorded it (second from the right, after the
+    # queue-proxy's hop), never what the client wrote
+    curl -s -o /dev/null -H 'Host: arca.test' -H 'X-Forwarded-Proto: https' \
+      -H 'X-Forwarded-For: 1.2.3.4, 198.51.100.23, 10.244.0.9' "http://127.0.0.1:$port/api/auth/me"
+    curl -s -o /dev/null -H 'Host: arca.test' -H 'X-Forwarded-Proto: https' -H 'X-Forwarded-For: 1.2.3.4' "http://127.0.0.1:$port/api/roles"
+    # the edge: HSTS over HTTPS, and no bearer secret of a path in its access log
+    secret=SECRETdownloadLINKtoken0123456789
+    headers=$(curl -s -D - -o /dev/null -H 'Host: arca.test' -H 'X-Forwarded-Proto: https' "http://127.0.0.1:$port/api/download-links/$secret")
+    grep -qi '^strict-transport-security: max-age=31536000' <<<"$headers" || fail "the gateway sends no HSTS header over HTTPS"
+    curl -s -o /dev/null -H 'Host: arca.test' -H 'X-Forwarded-Proto: https' "http://127.0.0.1:$port/api/uploads/$secret"
     kill "$(cat "$g/nginx.pid")" 2>/dev/null || true
-    echo "gateway: $checked routing decisions as expected"
+    sleep 0.2
+    grep -q '"path":"/api/auth/me".*"client":"198.51.100.23"' "$g/access.log" ||
+      fail "the gateway does not take the client's address from Kourier's hop"
+    grep -q '"path":"/api/roles".*"client":"unknown"' "$g/access.log" ||
+      fail "the gateway believes a lone X-Forwarded-For that no trusted hop wrote"
+    if grep -q "$secret" "$g/access.log"; then
+      fail "the gateway's access log records a download-link or upload token"
+    elif ! grep -q '/api/download-links/{token}' "$g/access.log"; then
+      fail "the gateway's access log has no line for the download-link request"
+    fi
+    echo "gateway: $checked routing decisions as expected; HSTS at the edge; tokens not logged"
   else
     cat "$g/logs/error.log" >&2
     fail "nginx could not start the gateway configuration"
@@ -154,7 +162,17 @@ if [ -x "$NGINX" ]; then
 fi
 
 step "Dockerfiles"
-"$KVAL" dockerfiles docker/*.Dockerfile || fail "Dockerfile checks"
+"$KVAL" dockerfiles -workspace Cargo.toml docker/*.Dockerfile || fail "Dockerfile checks"
+# the build-context check itself: the function image without one workspace member must fail
+sed '/^COPY client client$/d' docker/function.Dockerfile >"$WORK/missing-member.Dockerfile"
+if out=$("$KVAL" dockerfiles -workspace Cargo.toml "$WORK/missing-member.Dockerfile" 2>&1); then
+  fail "kval dockerfiles accepted a cargo build context without the workspace member client"
+elif ! grep -qF 'does not COPY the workspace member "client"' <<<"$out"; then
+  echo "$out" >&2
+  fail "kval dockerfiles failed on a missing workspace member, but without naming it"
+else
+  echo "caught  a cargo build context without the workspace member client"
+fi
 [ -f .dockerignore ] || fail ".dockerignore is missing"
 
 step "kind-setup.sh --dry-run (with docker and kind unavailable)"

@@ -20,13 +20,18 @@ step() { echo "== $* ($(date +%T))"; }
 
 step "tools"
 need_apt=()
-for tool in openssl curl pgrep python3; do
+for tool in openssl curl pgrep python3 kubectl; do
   command -v "$tool" >/dev/null || need_apt+=("$tool")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   pkgs=()
   for tool in "${need_apt[@]}"; do
-    case $tool in pgrep) pkgs+=(procps) ;; python3) pkgs+=(python3 python3-venv) ;; *) pkgs+=("$tool") ;; esac
+    case $tool in
+      pgrep) pkgs+=(procps) ;;
+      python3) pkgs+=(python3 python3-venv) ;;
+      kubectl) pkgs+=(kubernetes-client) ;; # renders knative/ for the deployment tests
+      *) pkgs+=("$tool") ;;
+    esac
   done
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}"
 fi
@@ -39,8 +44,9 @@ TRIVY_BIN=$(scripts/tools.sh trivy)
 COSIGN_BIN=$(scripts/tools.sh cosign)
 REGISTRY_BIN=$(scripts/tools.sh registry)
 ORAS_BIN=$(scripts/tools.sh oras)
+KVAL_BIN=$(scripts/tools.sh kval)
 export ARCA_TEST_PG_BIN=$PG_BIN ARCA_TEST_MINIO_BIN=$MINIO_BIN ARCA_TEST_TRIVY=$TRIVY_BIN ARCA_TEST_COSIGN=$COSIGN_BIN
-export ARCA_TEST_REGISTRY=$REGISTRY_BIN ARCA_TEST_ORAS=$ORAS_BIN
+export ARCA_TEST_REGISTRY=$REGISTRY_BIN ARCA_TEST_ORAS=$ORAS_BIN ARCA_TEST_KVAL=$KVAL_BIN
 
 if [ ${#only[@]} -eq 0 ]; then
   step "format and lint"

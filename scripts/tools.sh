@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the external tools the tests run, from the Go module proxy at pinned versions.
 # Idempotent: a tool already built at its pinned version is reused (cached under ~/.cache/arca).
-#   scripts/tools.sh minio|trivy|cosign|registry|oras   prints the path of the binary
+#   scripts/tools.sh minio|trivy|cosign|registry|oras|kval   prints the path of the binary
+#                                                      (kval: tools/kval, keyed by a hash of its sources)
 #   scripts/tools.sh trivy --prefer-path               a `trivy` on PATH at the supported
 #                                                      version (TRIVY_VERSION's minor) if any
 set -euo pipefail
@@ -54,5 +55,9 @@ case ${1:-} in
       "github.com/distribution/distribution/v3/cmd/registry@$REGISTRY_VERSION" ;;
   oras)
     CGO_ENABLED=0 build oras "$ORAS_VERSION" go install "oras.land/oras/cmd/oras@$ORAS_VERSION" ;;
-  *) echo "usage: $0 minio|trivy|cosign|registry|oras" >&2; exit 2 ;;
+  kval)
+    cd "$(dirname "$0")/../tools/kval"
+    hash=$(cat go.mod go.sum ./*.go | sha256sum | cut -c1-16)
+    CGO_ENABLED=0 build kval "$hash" go build -o "$GOPATH/bin/kval" . ;;
+  *) echo "usage: $0 minio|trivy|cosign|registry|oras|kval" >&2; exit 2 ;;
 esac

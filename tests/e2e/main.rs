@@ -5,6 +5,7 @@
 mod artifacts;
 mod cli;
 mod cluster;
+mod deployment;
 mod first_run;
 mod foundation;
 mod hardening;

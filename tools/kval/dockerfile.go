@@ -1,8 +1,10 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -20,14 +22,30 @@ var floatingTagsAllowed = map[string]bool{
 // dockerfilesMain checks Dockerfiles without a Docker engine: every base image pinned (an
 // exact version tag or a digest; never latest), every stage that can be a final image runs
 // as a non-root USER, no ADD of remote URLs.
-func dockerfilesMain(files []string) int {
+//
+// With -workspace Cargo.toml, a stage that runs cargo must also COPY every member of that
+// workspace into its build context (cargo refuses a workspace with a missing member), and
+// .dockerignore (beside the Cargo.toml) must not leave a member out.
+func dockerfilesMain(args []string) int {
+	fs := flag.NewFlagSet("kval dockerfiles", flag.ExitOnError)
+	workspace := fs.String("workspace", "", "Cargo.toml of the workspace the cargo stages build")
+	_ = fs.Parse(args)
+	files := fs.Args()
 	if len(files) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: kval dockerfiles FILE...")
+		fmt.Fprintln(os.Stderr, "usage: kval dockerfiles [-workspace Cargo.toml] FILE...")
 		return 2
+	}
+	var members []string
+	if *workspace != "" {
+		var err error
+		if members, err = workspaceMembers(*workspace); err != nil {
+			fmt.Fprintf(os.Stderr, "kval dockerfiles: %v\n", err)
+			return 2
+		}
 	}
 	bad := 0
 	for _, f := range files {
-		problems, err := checkDockerfile(f)
+		problems, err := checkDockerfile(f, members)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "kval dockerfiles: %v\n", err)
 			return 2
@@ -40,7 +58,7 @@ func dockerfilesMain(files []string) int {
 	if bad > 0 {
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "kval dockerfiles: %d Dockerfile(s): bases pinned, non-root final stages\n", len(files))
+	fmt.Fprintf(os.Stderr, "kval dockerfiles: %d Dockerfile(s): bases pinned, non-root final stages, %d workspace members in every cargo build context\n", len(files), len(members))
 	return 0
 }
 
@@ -49,9 +67,11 @@ type stage struct {
 	line       int
 	user       string // last USER instruction
 	usedBy     bool   // another stage builds FROM it or copies --from it
+	cargo      bool   // a RUN runs cargo
+	copied     []string
 }
 
-func checkDockerfile(name string) ([]string, error) {
+func checkDockerfile(name string, members []string) ([]string, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, err
@@ -129,7 +149,23 @@ func checkDockerfile(name string) ([]string, error) {
 			if len(stages) > 0 {
 				stages[len(stages)-1].user = fields[1]
 			}
+		case "RUN":
+			if len(stages) > 0 && regexp.MustCompile(`\bcargo\s+(build|install)\b`).MatchString(l.text) {
+				stages[len(stages)-1].cargo = true
+			}
 		case "COPY":
+			if len(stages) > 0 && !strings.Contains(l.text, "--from=") {
+				var srcs []string
+				for _, f := range fields[1:] {
+					if !strings.HasPrefix(f, "--") {
+						srcs = append(srcs, strings.TrimSuffix(strings.TrimPrefix(f, "./"), "/"))
+					}
+				}
+				if len(srcs) > 1 {
+					st := stages[len(stages)-1]
+					st.copied = append(st.copied, srcs[:len(srcs)-1]...)
+				}
+			}
 			for _, f := range fields[1:] {
 				if strings.HasPrefix(f, "--from=") {
 					src := strings.TrimPrefix(f, "--from=")
@@ -160,6 +196,22 @@ func checkDockerfile(name string) ([]string, error) {
 	for _, st := range stages {
 		if st.name != "" {
 			isStage[st.name] = true
+		}
+	}
+	for _, st := range stages {
+		if !st.cargo {
+			continue
+		}
+		for _, m := range members {
+			covered := false
+			for _, c := range st.copied {
+				if c == "." || c == m || strings.HasPrefix(m, c+"/") {
+					covered = true
+				}
+			}
+			if !covered {
+				problems = append(problems, fmt.Sprintf("line %d: stage %q runs cargo but does not COPY the workspace member %q (cargo refuses a workspace with a missing member)", st.line, st.name, m))
+			}
 		}
 	}
 	for i, st := range stages {
@@ -202,4 +254,33 @@ func checkImageRef(problems *[]string, line int, image string) {
 	case !exactTagRE.MatchString(tag) && !floatingTagsAllowed[image]:
 		*problems = append(*problems, fmt.Sprintf("line %d: base image %q: tag %q is not an exact version (pin one, or a digest)", line, image, tag))
 	}
+}
+
+// workspaceMembers: the directories of a Cargo workspace's members ("functions/*" stands for
+// the folder functions), checked against the .dockerignore beside it.
+func workspaceMembers(cargoToml string) ([]string, error) {
+	data, err := os.ReadFile(cargoToml)
+	if err != nil {
+		return nil, err
+	}
+	m := regexp.MustCompile(`(?s)\[workspace\].*?members\s*=\s*\[(.*?)\]`).FindSubmatch(data)
+	if m == nil {
+		return nil, fmt.Errorf("%s: no [workspace] members", cargoToml)
+	}
+	var members []string
+	for _, q := range regexp.MustCompile(`"([^"]+)"`).FindAllSubmatch(m[1], -1) {
+		members = append(members, strings.TrimSuffix(strings.TrimSuffix(string(q[1]), "/*"), "/"))
+	}
+	ignore, err := os.ReadFile(filepath.Join(filepath.Dir(cargoToml), ".dockerignore"))
+	if err == nil {
+		for _, l := range strings.Split(string(ignore), "\n") {
+			l = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(l), "/"), "/")
+			for _, mem := range members {
+				if l == mem {
+					return nil, fmt.Errorf(".dockerignore leaves out the workspace member %q", mem)
+				}
+			}
+		}
+	}
+	return members, nil
 }

@@ -3,6 +3,7 @@
 //	kubectl kustomize knative/overlays/kind | kval [flags] [FILE...]   (no FILE or "-": stdin)
 //	kval routes -check|-write ROUTES.yaml GATEWAY.conf
 //	kval dockerfiles FILE...
+//	kval env [-patch FILE]... FILE...   (env.go: each workload's resolved env, files, dirs)
 //
 // Every object is strict-decoded into its Go type (k8s.io/api, Knative Serving and Eventing,
 // cert-manager, prometheus-operator): unknown fields, duplicate fields and wrong types are
@@ -27,6 +28,9 @@ func main() {
 	}
 	if len(os.Args) > 1 && os.Args[1] == "dockerfiles" {
 		os.Exit(dockerfilesMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "env" {
+		os.Exit(envMain(os.Args[2:]))
 	}
 	os.Exit(validateMain(os.Args[1:]))
 }

@@ -186,9 +186,17 @@ http {
 
     server_tokens off;
     log_format json escape=json '{"time":"$time_iso8601","component":"gateway","method":"$request_method",'
-                                '"path":"$uri","status":$status,"bytes":$body_bytes_sent,'
-                                '"duration_s":$request_time,"service":"$arca_service","request_id":"$http_x_request_id"}';
+                                '"path":"$arca_log_path","status":$status,"bytes":$body_bytes_sent,'
+                                '"duration_s":$request_time,"service":"$arca_service","client":"$arca_client",'
+                                '"request_id":"$http_x_request_id","upstream_request_id":"$upstream_http_x_request_id"}';
     access_log /dev/stdout json;
+    # Paths that carry a bearer secret (single-use download links, upload URLs) are logged as
+    # their template: the log ships to Loki, where many more people read it.
+    map $uri $arca_log_path {
+        "~^/api/download-links/"   "/api/download-links/{token}";
+        "~^/api/uploads/"          "/api/uploads/{token}";
+        default                    $uri;
+    }
 
     # Kind's cluster DNS (kube-dns at 10.96.0.10; knative/overlays/kind/kind-cluster.yaml fixes the subnet).
     # Names are resolved per request, so a Service created after the gateway is found.
@@ -214,6 +222,19 @@ http {
     map $http_x_forwarded_proto $arca_proto {
         ""      https;
         default $http_x_forwarded_proto;
+    }
+    # The client's address, and only it, goes on to the functions. Kourier (use-remote-address,
+    # trusted-hops-count 1: kind-setup.sh) appends the peer it accepted the connection from;
+    # this pod's queue-proxy then appends Kourier's address. So the real client is the entry
+    # second from the right, whatever the client wrote to the left of it, and the header sent
+    # on holds that one address (a client's own X-Forwarded-For never reaches a function).
+    map $http_x_forwarded_for $arca_client {
+        "~(?:^|,)\s*(?<client>[0-9A-Fa-f.:]+)\s*,\s*[0-9A-Fa-f.:]+\s*$"  $client;
+        default                                                          unknown;
+    }
+    map $arca_proto $arca_hsts {
+        https   "max-age=31536000; includeSubDomains";
+        default "";
     }
 
     server {
@@ -242,6 +263,11 @@ http {
             return 200 "ok\n";
         }
 
+        # HSTS on everything the edge answers over HTTPS (its own 404s and redirects too);
+        # a function's own header is replaced, not doubled.
+        proxy_hide_header Strict-Transport-Security;
+        add_header Strict-Transport-Security $arca_hsts always;
+
         location / {
             # plain HTTP from outside: to HTTPS
             if ($arca_proto = "http") {
@@ -254,7 +280,11 @@ http {
             proxy_set_header Host $arca_host;
             proxy_set_header X-Forwarded-Host $host;
             proxy_set_header X-Forwarded-Proto $arca_proto;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $arca_client;
+            # headers a client could forge that some hop might read as its address
+            proxy_set_header Forwarded "";
+            proxy_set_header X-Real-IP "";
+            proxy_set_header X-Envoy-External-Address "";
             proxy_set_header Connection "";
         }
     }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	certmanagerv1 "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -13,6 +14,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	eventingv1 "knative.dev/eventing/pkg/apis/eventing/v1"
 	sourcesv1 "knative.dev/eventing/pkg/apis/sources/v1"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
@@ -58,6 +60,8 @@ func runRules(c *RuleContext) Problems {
 	p = append(p, ruleSecrets(c)...)
 	p = append(p, ruleEventing(c)...)
 	p = append(p, ruleReferences(c)...)
+	p = append(p, ruleConnectionBudget(c)...)
+	p = append(p, ruleRolloutQuota(c)...)
 	p = append(p, rulePromQL(c)...)
 	if c.Routes != nil {
 		p = append(p, ruleRoutes(c)...)
@@ -624,4 +628,155 @@ func checkAudience(c *RuleContext, p *Problems, o *Object, ref *duckv1.KReferenc
 			p.add(o, "%s %s has no ARCA_EVENT_AUDIENCE: it cannot verify the sender token", what, ks.Name)
 		}
 	}
+}
+
+// ---------------------------------------------------------------- database connections
+
+// defaultPoolSize is a process's PostgreSQL pool without ARCA_DB_POOL_SIZE (core/config.rs).
+const defaultPoolSize = 16
+
+// connectionHeadroom: superuser_reserved_connections (3) and room for psql and an exporter.
+const connectionHeadroom = 10
+
+// ruleConnectionBudget: every pod labelled arca.dev/db=client holds up to ARCA_DB_POOL_SIZE
+// connections. Knative Services count max-scale pods, twice (during a rollout the old and
+// the new revision both run); Jobs count one pod. The sum plus the headroom must fit in the
+// PostgreSQL StatefulSet's max_connections (its -c max_connections=N, else 100).
+func ruleConnectionBudget(c *RuleContext) Problems {
+	var p Problems
+	var server *Object
+	maxConn := 100
+	for _, o := range c.Objects {
+		if ss, ok := o.Typed.(*appsv1.StatefulSet); ok && ss.Name == "postgres" {
+			server = o
+			for _, ct := range ss.Spec.Template.Spec.Containers {
+				for _, a := range append(append([]string{}, ct.Command...), ct.Args...) {
+					if v, ok := strings.CutPrefix(a, "max_connections="); ok {
+						if n, err := strconv.Atoi(v); err == nil {
+							maxConn = n
+						}
+					}
+				}
+			}
+		}
+	}
+	if server == nil {
+		return nil
+	}
+	total := connectionHeadroom
+	var parts []string
+	for _, o := range c.Objects {
+		ps := podSpecOf(o)
+		if ps == nil {
+			continue
+		}
+		var labels, annotations map[string]string
+		pods := 1
+		switch t := o.Typed.(type) {
+		case *servingv1.Service:
+			labels, annotations = t.Spec.Template.Labels, t.Spec.Template.Annotations
+			n, err := strconv.Atoi(annotations["autoscaling.knative.dev/max-scale"])
+			if err != nil || n <= 0 {
+				p.add(o, "a database client needs a finite autoscaling.knative.dev/max-scale (the connection budget counts it)")
+				continue
+			}
+			pods = 2 * n
+		case *batchv1.Job:
+			labels = t.Spec.Template.Labels
+		default:
+			continue
+		}
+		if labels["arca.dev/db"] != "client" {
+			continue
+		}
+		pool := defaultPoolSize
+		for _, ct := range ps.Containers {
+			for _, e := range ct.Env {
+				if e.Name == "ARCA_DB_POOL_SIZE" {
+					if n, err := strconv.Atoi(e.Value); err == nil {
+						pool = n
+					}
+				}
+			}
+		}
+		total += pods * pool
+		parts = append(parts, fmt.Sprintf("%s %dx%d", o.Name, pods, pool))
+	}
+	if total > maxConn {
+		p.add(server, "the database clients may open %d connections (%s, +%d spare) but max_connections is %d: lower ARCA_DB_POOL_SIZE or max-scale, or raise max_connections",
+			total, strings.Join(parts, ", "), connectionHeadroom, maxConn)
+	}
+	return p
+}
+
+// ---------------------------------------------------------------- rollout within the quota
+
+// queueProxy is what Knative's queue-proxy sidecar adds to every revision pod: kind-setup.sh
+// sets config-deployment's queue-sidecar-{cpu,memory}-{request,limit} to these.
+var queueProxy = corev1.ResourceRequirements{
+	Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("25m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+	Limits:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+}
+
+// ruleRolloutQuota: a rollout starts a new revision of every Knative Service beside the old
+// one (kind-setup.sh applies them together), so a namespace's ResourceQuota must admit every
+// Service twice at its resting scale (max of min-scale and initial-scale, at least 1), each
+// pod with its containers and the queue-proxy.
+func ruleRolloutQuota(c *RuleContext) Problems {
+	var p Problems
+	for _, q := range c.Objects {
+		quota, ok := q.Typed.(*corev1.ResourceQuota)
+		if !ok {
+			continue
+		}
+		need := corev1.ResourceList{}
+		add := func(name corev1.ResourceName, v resource.Quantity, times int) {
+			v.Mul(int64(times))
+			cur := need[name]
+			cur.Add(v)
+			need[name] = cur
+		}
+		pods := 0
+		for _, o := range c.Objects {
+			svc, ok := o.Typed.(*servingv1.Service)
+			if !ok || o.Namespace != q.Namespace {
+				continue
+			}
+			n := 1
+			for _, key := range []string{"autoscaling.knative.dev/min-scale", "autoscaling.knative.dev/initial-scale"} {
+				if v, err := strconv.Atoi(svc.Spec.Template.Annotations[key]); err == nil && v > n {
+					n = v
+				}
+			}
+			n *= 2
+			pods += n
+			containers := append([]corev1.ResourceRequirements{queueProxy}, func() []corev1.ResourceRequirements {
+				var r []corev1.ResourceRequirements
+				for _, ct := range svc.Spec.Template.Spec.Containers {
+					r = append(r, ct.Resources)
+				}
+				return r
+			}()...)
+			for _, r := range containers {
+				for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+					if v, ok := r.Requests[res]; ok {
+						add("requests."+res, v, n)
+					}
+					if v, ok := r.Limits[res]; ok {
+						add("limits."+res, v, n)
+					}
+				}
+			}
+		}
+		if pods == 0 {
+			continue
+		}
+		add(corev1.ResourcePods, *resource.NewQuantity(int64(pods), resource.DecimalSI), 1)
+		for name, needed := range need {
+			if hard, ok := quota.Spec.Hard[name]; ok && hard.Cmp(needed) < 0 {
+				p.add(q, "%s %s cannot hold a rollout (every Knative Service twice at its resting scale, with queue-proxy, needs %s)", name, hard.String(), needed.String())
+			}
+		}
+	}
+	return p
 }

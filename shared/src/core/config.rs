@@ -25,6 +25,11 @@ pub struct ServerArgs {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
 
+    /// PostgreSQL connections this process opens at most (each replica of each function
+    /// counts against the server's max_connections: the manifests size them per function).
+    #[arg(long, env = "ARCA_DB_POOL_SIZE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    pub db_pool_size: u32,
+
     /// PEM certificate chain for HTTPS (default: a self-signed certificate in the data dir).
     #[arg(long, env = "ARCA_TLS_CERT", requires = "tls_key", value_name = "PEM")]
     pub tls_cert: Option<PathBuf>,
@@ -279,6 +284,8 @@ pub enum DatabaseConfig {
     /// The URL may hold a password: never log or print it.
     Postgres {
         url: String,
+        /// Connections this process opens at most (`ARCA_DB_POOL_SIZE`).
+        pool_size: u32,
     },
 }
 
@@ -461,7 +468,7 @@ impl Config {
             }
         }
         args.trivy = find_program(&args.trivy);
-        let database = database_config(args.database_url.as_deref(), &args.data_dir)?;
+        let database = database_config(args.database_url.as_deref(), &args.data_dir, args.db_pool_size)?;
         let s3 = s3_config(&args)?;
         let tls = match (args.plain_http, args.tls_cert.clone(), args.tls_key.clone()) {
             (true, _, _) => TlsConfig::Off,
@@ -780,13 +787,13 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("'{s}' is not a CIDR or IP address"))
 }
 
-fn database_config(url: Option<&str>, data_dir: &Path) -> anyhow::Result<DatabaseConfig> {
+fn database_config(url: Option<&str>, data_dir: &Path, pool_size: u32) -> anyhow::Result<DatabaseConfig> {
     let Some(url) = url.filter(|u| !u.is_empty()) else {
         return Ok(DatabaseConfig::Sqlite { path: data_dir.join("arca.db") });
     };
     let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
     match scheme {
-        "postgres" | "postgresql" => Ok(DatabaseConfig::Postgres { url: url.to_owned() }),
+        "postgres" | "postgresql" => Ok(DatabaseConfig::Postgres { url: url.to_owned(), pool_size }),
         "sqlite" => {
             let path = url.trim_start_matches("sqlite://");
             if path.is_empty() {
@@ -825,12 +832,12 @@ mod tests {
     #[test]
     fn database_url_schemes() {
         let dir = Path::new("/d");
-        assert_eq!(database_config(None, dir).unwrap(), DatabaseConfig::Sqlite { path: dir.join("arca.db") });
+        assert_eq!(database_config(None, dir, 16).unwrap(), DatabaseConfig::Sqlite { path: dir.join("arca.db") });
         assert!(matches!(
-            database_config(Some("postgresql://u:p@h/db"), dir).unwrap(),
-            DatabaseConfig::Postgres { .. }
+            database_config(Some("postgresql://u:p@h/db"), dir, 3).unwrap(),
+            DatabaseConfig::Postgres { pool_size: 3, .. }
         ));
-        let err = database_config(Some("mysql://root:hunter2@h/db"), dir).unwrap_err().to_string();
+        let err = database_config(Some("mysql://root:hunter2@h/db"), dir, 16).unwrap_err().to_string();
         assert!(err.contains("unknown scheme 'mysql'"), "{err}");
         assert!(!err.contains("hunter2"), "the URL's secret must not be echoed: {err}");
     }

@@ -53,12 +53,12 @@ impl Db {
                     .with_context(|| format!("database: cannot open SQLite file {}", path.display()))?;
                 Db::Sqlite(pool)
             }
-            DatabaseConfig::Postgres { url } => {
+            DatabaseConfig::Postgres { url, pool_size } => {
                 // Parse errors from sqlx may quote the URL; report without it.
                 let options = PgConnectOptions::from_str(url)
                     .map_err(|_| anyhow::anyhow!("DATABASE_URL: malformed PostgreSQL URL"))?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(*pool_size)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -74,12 +74,12 @@ impl Db {
     /// `migrate` Job migrates before a rollout).
     pub fn connect_lazy(config: &DatabaseConfig) -> anyhow::Result<Self> {
         match config {
-            DatabaseConfig::Postgres { url } => {
+            DatabaseConfig::Postgres { url, pool_size } => {
                 let options = PgConnectOptions::from_str(url)
                     .map_err(|_| anyhow::anyhow!("DATABASE_URL: malformed PostgreSQL URL"))?;
                 Ok(Db::Postgres(
                     PgPoolOptions::new()
-                        .max_connections(16)
+                        .max_connections(*pool_size)
                         .acquire_timeout(ACQUIRE_TIMEOUT)
                         .connect_lazy_with(options),
                 ))

@@ -43,13 +43,24 @@ pub struct SigningConfig {
     pub trust_bundle: Option<PathBuf>,
 }
 
-/// The key Arca signs with, and its chain.
+/// The key Arca signs with, and its chain. Configured files are re-read when they change
+/// (cert-manager renews the certificate, and with it the key, in place), so a rotation
+/// takes effect at the next signature, not at the next restart.
 pub struct Signer {
+    config: SigningConfig,
+    data_dir: PathBuf,
+    current: std::sync::RwLock<Identity>,
+}
+
+/// One loaded signing identity.
+struct Identity {
     key: SigningKey,
     chain_pem: String,
     /// The signing certificate's validity (Unix seconds).
     not_before: i64,
     not_after: i64,
+    /// Modification times of the files it was loaded from (rotation check).
+    stamp: Vec<Option<std::time::SystemTime>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -98,50 +109,132 @@ fn identity_files(config: &SigningConfig, data_dir: &Path) -> anyhow::Result<(Pa
 impl Signer {
     /// Loads the configured identity, or the one in `<data-dir>/signing`.
     pub fn load(config: &SigningConfig, data_dir: &Path) -> anyhow::Result<Self> {
+        let identity = Identity::load(config, data_dir)?;
+        Ok(Self { config: config.clone(), data_dir: data_dir.to_owned(), current: std::sync::RwLock::new(identity) })
+    }
+
+    /// The identity to sign with now: reloaded first when its files changed (a reload that
+    /// fails keeps the previous identity and says why).
+    fn identity(&self) -> std::sync::RwLockReadGuard<'_, Identity> {
+        let changed = {
+            let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+            current.stamp != file_stamps(&self.config, &self.data_dir)
+        };
+        if changed {
+            match Identity::load(&self.config, &self.data_dir) {
+                Ok(identity) => {
+                    tracing::info!("the signing key or certificate changed: signing with the new one");
+                    *self.current.write().unwrap_or_else(|e| e.into_inner()) = identity;
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "the signing files changed but do not load: signing with the previous ones")
+                }
+            }
+        }
+        self.current.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// DER signature over an artifact whose SHA-256 is `digest`, and the chain to store with
+    /// it; refused outside the signing certificate's validity period.
+    pub fn sign(&self, digest: &[u8; 32]) -> anyhow::Result<(Vec<u8>, String)> {
+        let identity = self.identity();
+        let now = chrono::Utc::now().timestamp();
+        anyhow::ensure!(
+            (identity.not_before..=identity.not_after).contains(&now),
+            "the signing certificate is not valid now (valid from {} to {}): rotate the signing key",
+            chrono::DateTime::from_timestamp(identity.not_before, 0).unwrap_or_default(),
+            chrono::DateTime::from_timestamp(identity.not_after, 0).unwrap_or_default()
+        );
+        let signature: Signature = identity.key.sign_prehash(digest).context("signing")?;
+        Ok((signature.to_der().as_bytes().to_vec(), identity.chain_pem.clone()))
+    }
+
+    /// The current chain (signing certificate first).
+    pub fn chain_pem(&self) -> String {
+        self.identity().chain_pem.clone()
+    }
+}
+
+/// Modification times of a configured identity's files (empty for a generated one).
+fn file_stamps(config: &SigningConfig, _data_dir: &Path) -> Vec<Option<std::time::SystemTime>> {
+    let Some((key, cert, chain)) = &config.files else { return Vec::new() };
+    [key, cert, chain].iter().map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok()).collect()
+}
+
+impl Identity {
+    fn load(config: &SigningConfig, data_dir: &Path) -> anyhow::Result<Self> {
+        let stamp = file_stamps(config, data_dir);
         let (key_path, chain_path) = identity_files(config, data_dir)?;
         let key_pem = std::fs::read_to_string(&key_path)
             .with_context(|| format!("ARCA_SIGNING_KEY: cannot read {}", key_path.display()))?;
         let key = SigningKey::from_pkcs8_pem(&key_pem).context("ARCA_SIGNING_KEY: not a PKCS#8 ECDSA P-256 key")?;
-        let chain_pem = std::fs::read_to_string(&chain_path)
+        let mut chain_pem = std::fs::read_to_string(&chain_path)
             .with_context(|| format!("ARCA_SIGNING_CHAIN: cannot read {}", chain_path.display()))?;
-        let chain = pem_certs(&chain_pem).context("ARCA_SIGNING_CHAIN")?;
+        let mut chain = pem_certs(&chain_pem).context("ARCA_SIGNING_CHAIN")?;
         if let Some((_, cert_path, _)) = &config.files {
-            let cert = pem_certs(&std::fs::read_to_string(cert_path)?).context("ARCA_SIGNING_CERT")?;
-            anyhow::ensure!(cert[0] == chain[0], "ARCA_SIGNING_CHAIN must start with ARCA_SIGNING_CERT");
+            // ARCA_SIGNING_CHAIN is the whole chain (starting with ARCA_SIGNING_CERT), or the
+            // CAs above it, as cert-manager writes them: tls.crt, then ca.crt.
+            let cert_pem = std::fs::read_to_string(cert_path)
+                .with_context(|| format!("ARCA_SIGNING_CERT: cannot read {}", cert_path.display()))?;
+            let cert = pem_certs(&cert_pem).context("ARCA_SIGNING_CERT")?;
+            if cert[0] != chain[0] {
+                let above: Vec<Vec<u8>> = chain.into_iter().filter(|c| !cert.contains(c)).collect();
+                chain_pem = format!("{}\n{}", cert_pem.trim_end(), chain_pem.trim_start());
+                chain = cert.into_iter().chain(above).collect();
+            }
+            if let Some(issuer) = chain.get(1) {
+                anyhow::ensure!(
+                    issued_by(&chain[0], issuer),
+                    "ARCA_SIGNING_CHAIN: the signing certificate is not issued by the next certificate of the chain"
+                );
+            }
         }
         anyhow::ensure!(
             public_key(&chain[0])? == *key.verifying_key(),
             "the signing certificate does not belong to the signing key"
         );
         let (not_before, not_after) = validity(&chain[0])?;
-        Ok(Self { key, chain_pem, not_before, not_after })
-    }
-
-    /// DER signature over an artifact whose SHA-256 is `digest`; refused outside the
-    /// signing certificate's validity period.
-    pub fn sign(&self, digest: &[u8; 32]) -> anyhow::Result<Vec<u8>> {
-        let now = chrono::Utc::now().timestamp();
-        anyhow::ensure!(
-            (self.not_before..=self.not_after).contains(&now),
-            "the signing certificate is not valid now (valid from {} to {}): rotate the signing key",
-            chrono::DateTime::from_timestamp(self.not_before, 0).unwrap_or_default(),
-            chrono::DateTime::from_timestamp(self.not_after, 0).unwrap_or_default()
-        );
-        let signature: Signature = self.key.sign_prehash(digest).context("signing")?;
-        Ok(signature.to_der().as_bytes().to_vec())
-    }
-
-    pub fn chain_pem(&self) -> &str {
-        &self.chain_pem
+        Ok(Self { key, chain_pem, not_before, not_after, stamp })
     }
 }
 
+/// Does `issuer` (DER) carry the key that signed `cert` (DER), with a matching name?
+fn issued_by(cert: &[u8], issuer: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, issuer))) =
+        (x509_parser::parse_x509_certificate(cert), x509_parser::parse_x509_certificate(issuer))
+    else {
+        return false;
+    };
+    cert.issuer() == issuer.subject() && cert.verify_signature(Some(issuer.public_key())).is_ok()
+}
+
+/// Is this certificate (DER) a CA (basicConstraints CA:TRUE)?
+fn is_ca(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, c)| c.is_ca())
+}
+
+/// May this certificate (DER) sign artifacts: not a CA, and code signing among its
+/// extended key usages when it lists any?
+fn signs_code(der: &[u8]) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return false };
+    let eku = match cert.extended_key_usage() {
+        Ok(Some(eku)) => eku.value.code_signing || eku.value.any,
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    !cert.is_ca() && eku
+}
+
 /// The signing certificates whose signatures Arca accepts: the current one and older ones
-/// kept after a rotation (`ARCA_SIGNING_TRUSTED`). Public material only.
+/// kept after a rotation (`ARCA_SIGNING_TRUSTED`), or every signing certificate that a
+/// trusted CA issued (when `ARCA_SIGNING_CHAIN` starts with a CA certificate, as
+/// cert-manager's `ca.crt` does: renewals need no configuration). Public material only.
 #[derive(Debug)]
 pub struct TrustedSigners {
     /// DER of every trusted signing certificate (the current one first).
     certs: Vec<Vec<u8>>,
+    /// DER of CA certificates whose code-signing certificates are trusted.
+    cas: Vec<Vec<u8>>,
 }
 
 impl TrustedSigners {
@@ -159,11 +252,18 @@ impl TrustedSigners {
     pub fn from_files(chain: &Path, trusted: Option<&Path>) -> anyhow::Result<Self> {
         let chain_pem = std::fs::read_to_string(chain)
             .with_context(|| format!("ARCA_SIGNING_CHAIN: cannot read {}", chain.display()))?;
-        let mut certs = vec![pem_certs(&chain_pem).context("ARCA_SIGNING_CHAIN")?.remove(0)];
+        let first = pem_certs(&chain_pem).context("ARCA_SIGNING_CHAIN")?.remove(0);
+        let (mut certs, cas) = if is_ca(&first) { (Vec::new(), vec![first]) } else { (vec![first], Vec::new()) };
         if let Some(bundle) = trusted {
             certs.extend(pem_certs(&std::fs::read_to_string(bundle)?).context("ARCA_SIGNING_TRUSTED")?);
         }
-        Ok(Self { certs })
+        Ok(Self { certs, cas })
+    }
+
+    /// Is the signing certificate (first of a stored chain) trusted?
+    fn trusts(&self, chain: &[Vec<u8>]) -> bool {
+        let signer = &chain[0];
+        self.certs.contains(signer) || (signs_code(signer) && self.cas.iter().any(|ca| issued_by(signer, ca)))
     }
 
     /// Checks a stored signature: its certificate is trusted, it was made within the
@@ -176,7 +276,7 @@ impl TrustedSigners {
         signed_at_ms: i64,
     ) -> Result<(), String> {
         let chain = pem_certs(chain_pem).map_err(|e| format!("certificate chain: {e}"))?;
-        if !self.certs.contains(&chain[0]) {
+        if !self.trusts(&chain) {
             return Err("signed with a certificate that is not trusted".into());
         }
         let (not_before, not_after) = validity(&chain[0]).map_err(|e| e.to_string())?;
@@ -242,7 +342,8 @@ pub fn digest_bytes(sha256_hex: &str) -> anyhow::Result<[u8; 32]> {
 /// Signs an artifact and stores the signature with its chain and the time (idempotent: a
 /// later call replaces it, e.g. after a key rotation).
 pub async fn sign_artifact(db: &Db, signer: &Signer, artifact_id: &str, sha256_hex: &str) -> anyhow::Result<()> {
-    let signature = STANDARD.encode(signer.sign(&digest_bytes(sha256_hex)?)?);
+    let (signature, chain_pem) = signer.sign(&digest_bytes(sha256_hex)?)?;
+    let signature = STANDARD.encode(signature);
     let digest = format!("sha256:{sha256_hex}");
     with_pool!(db, |pool| sqlx::query(
         "INSERT INTO signatures (artifact_id, algorithm, signature, certificate_chain, digest, signed_at) \
@@ -253,7 +354,7 @@ pub async fn sign_artifact(db: &Db, signer: &Signer, artifact_id: &str, sha256_h
     .bind(artifact_id)
     .bind(ALGORITHM)
     .bind(&signature)
-    .bind(signer.chain_pem())
+    .bind(chain_pem)
     .bind(&digest)
     .bind(now_ms())
     .execute(pool)
@@ -347,17 +448,100 @@ mod tests {
         let trusted = TrustedSigners::load(&config, dir.path()).unwrap();
         let digest = [7u8; 32];
         let now = now_ms();
-        let sig = signer.sign(&digest).unwrap();
-        assert!(trusted.verify(&digest, &sig, signer.chain_pem(), now).is_ok());
-        assert!(trusted.verify(&[8u8; 32], &sig, signer.chain_pem(), now).unwrap_err().contains("does not match"));
+        let (sig, chain) = signer.sign(&digest).unwrap();
+        assert!(trusted.verify(&digest, &sig, &chain, now).is_ok());
+        assert!(trusted.verify(&[8u8; 32], &sig, &chain, now).unwrap_err().contains("does not match"));
         // A signature dated outside the certificate's validity does not verify.
         let later = now + 5 * 365 * 86_400_000;
-        assert!(trusted.verify(&digest, &sig, signer.chain_pem(), later).unwrap_err().contains("validity"));
+        assert!(trusted.verify(&digest, &sig, &chain, later).unwrap_err().contains("validity"));
         let other_dir = tempfile::tempdir().unwrap();
         let other = Signer::load(&config, other_dir.path()).unwrap();
-        let foreign = other.sign(&digest).unwrap();
-        assert!(trusted.verify(&digest, &foreign, other.chain_pem(), now).unwrap_err().contains("not trusted"));
-        let info = signer_info(signer.chain_pem()).unwrap();
+        let (foreign, foreign_chain) = other.sign(&digest).unwrap();
+        assert!(trusted.verify(&digest, &foreign, &foreign_chain, now).unwrap_err().contains("not trusted"));
+        let info = signer_info(&chain).unwrap();
         assert!(info.subject.contains("Arca artifact signing") && info.issuer.contains("signing CA"));
+    }
+
+    /// cert-manager's layout: `tls.key`, `tls.crt` (the leaf), `ca.crt` (the CA).
+    fn cert_manager_secret(dir: &Path, ca: &rcgen::Certificate, ca_key: &rcgen::KeyPair, leaf_is_ca: bool) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.distinguished_name.push(DnType::CommonName, "Arca artifact signing");
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        if leaf_is_ca {
+            leaf.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        let cert = leaf.signed_by(&key, ca, ca_key).unwrap();
+        std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
+        std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    }
+
+    #[test]
+    fn cert_manager_secrets_sign_and_rotate_under_a_trusted_ca() {
+        use rcgen::{CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "arca-ca");
+        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let ca = params.self_signed(&ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        cert_manager_secret(dir.path(), &ca, &ca_key, false);
+        let files = (dir.path().join("tls.key"), dir.path().join("tls.crt"), dir.path().join("ca.crt"));
+        let config = SigningConfig { files: Some(files), chain: None, trusted: None, trust_bundle: None };
+        let signer = Signer::load(&config, dir.path()).unwrap();
+        // download: ARCA_SIGNING_CHAIN is ca.crt alone
+        let trusted = TrustedSigners::from_files(&dir.path().join("ca.crt"), None).unwrap();
+        let digest = [1u8; 32];
+        let (sig, chain) = signer.sign(&digest).unwrap();
+        assert_eq!(pem_certs(&chain).unwrap().len(), 2, "the stored chain is the leaf and the CA");
+        trusted.verify(&digest, &sig, &chain, now_ms()).unwrap();
+
+        // cert-manager renews in place (a new key too): the next signature uses it, and the
+        // CA still vouches for it; the old signature stays valid.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        cert_manager_secret(dir.path(), &ca, &ca_key, false);
+        let (sig2, chain2) = signer.sign(&digest).unwrap();
+        assert_ne!(chain, chain2, "the renewed certificate signs");
+        assert_eq!(verify_detached(&digest, &sig2, &chain2), Ok(()));
+        trusted.verify(&digest, &sig2, &chain2, now_ms()).unwrap();
+        trusted.verify(&digest, &sig, &chain, now_ms()).unwrap();
+
+        // A certificate of another CA, and a CA certificate as the signer, are not trusted.
+        let other_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let other_ca = params.self_signed(&other_key).unwrap();
+        let other = tempfile::tempdir().unwrap();
+        cert_manager_secret(other.path(), &other_ca, &other_key, false);
+        let files = (other.path().join("tls.key"), other.path().join("tls.crt"), other.path().join("ca.crt"));
+        let foreign = Signer::load(
+            &SigningConfig { files: Some(files), chain: None, trusted: None, trust_bundle: None },
+            other.path(),
+        )
+        .unwrap();
+        let (sig3, chain3) = foreign.sign(&digest).unwrap();
+        assert!(trusted.verify(&digest, &sig3, &chain3, now_ms()).unwrap_err().contains("not trusted"));
+        let ca_leaf = tempfile::tempdir().unwrap();
+        cert_manager_secret(ca_leaf.path(), &ca, &ca_key, true);
+        let files = (ca_leaf.path().join("tls.key"), ca_leaf.path().join("tls.crt"), ca_leaf.path().join("ca.crt"));
+        let ca_signer = Signer::load(
+            &SigningConfig { files: Some(files), chain: None, trusted: None, trust_bundle: None },
+            ca_leaf.path(),
+        )
+        .unwrap();
+        let (sig4, chain4) = ca_signer.sign(&digest).unwrap();
+        assert!(trusted.verify(&digest, &sig4, &chain4, now_ms()).unwrap_err().contains("not trusted"));
+
+        // A key that does not match its certificate is refused at start.
+        std::fs::copy(other.path().join("tls.key"), dir.path().join("tls.key")).unwrap();
+        let files = (dir.path().join("tls.key"), dir.path().join("tls.crt"), dir.path().join("ca.crt"));
+        let err = Signer::load(
+            &SigningConfig { files: Some(files), chain: None, trusted: None, trust_bundle: None },
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("does not belong"), "{err:#}");
     }
 }

@@ -180,8 +180,11 @@ async fn observe(State(core): State<Core>, mut request: Request, next: Next) -> 
     response
 }
 
+/// Knative's liveness probe (`web::system`).
+const LIVENESS: &str = "/health/liveness";
+
 /// The global allowlist and per-IP rate limit (stricter on login), then one audit entry
-/// per request with its outcome. Knative probes are not audited.
+/// per request with its outcome. Knative probes are not audited; liveness is not gated.
 async fn gate_and_audit(State(core): State<Core>, mut request: Request, next: Next) -> Response {
     let Some(context) = request.extensions().get::<RequestContext>().cloned() else {
         return next.run(request).await;
@@ -193,6 +196,11 @@ async fn gate_and_audit(State(core): State<Core>, mut request: Request, next: Ne
         Some(r) if r.contains("{token}") => r.to_owned(),
         _ => audited_path(request.uri().path()),
     };
+    // Liveness says only that the process answers: it never waits on the allowlist's or the
+    // rate limiter's store (the database), or an outage would get every pod restarted.
+    if path == LIVENESS {
+        return next.run(request).await;
+    }
     let slot = ActorSlot::default();
     request.extensions_mut().insert(slot.clone());
 

@@ -104,12 +104,19 @@ fn make_keys(dir: &Path) -> Keys {
     }
 }
 
-/// An OIDC sender token for `audience`, as the Broker presents it.
-fn sender_token(keys: &Keys, audience: &str) -> String {
+/// The subject of the sender tokens of a Trigger's deliveries: Knative Eventing's OIDC
+/// service account of the Trigger (`GetOIDCServiceAccountNameForResource`).
+fn trigger_identity(trigger: &str) -> String {
+    format!("system:serviceaccount:arca:{trigger}-oidc-eventing.knative.dev-trigger")
+}
+
+/// An OIDC sender token for `audience` with subject `sub`, signed by the cluster's key (as
+/// the Broker presents it, or as any pod's projected service-account token would be).
+fn sender_token(keys: &Keys, audience: &str, sub: &str) -> String {
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
     header.kid = Some("broker".into());
     let now = chrono_now();
-    let claims = json!({"iss": ISSUER, "aud": audience, "sub": "system:serviceaccount:knative-eventing:broker", "iat": now, "exp": now + 300});
+    let claims = json!({"iss": ISSUER, "aud": audience, "sub": sub, "iat": now, "exp": now + 300});
     jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_pem(keys.broker_key.as_bytes()).unwrap())
         .unwrap()
 }
@@ -198,6 +205,8 @@ struct Cluster {
     broker: Arc<BrokerState>,
     trivy_log: PathBuf,
     client: reqwest::Client,
+    /// Settings added to one function's env (function, name, value).
+    extra_env: Vec<(&'static str, String, String)>,
 }
 
 impl Cluster {
@@ -222,11 +231,20 @@ impl Cluster {
                 ("ARCA_S3_SSE".into(), "aws:kms:arca-key".into()),
             ]);
         };
+        // A receiver accepts its own Triggers' deliveries; ingest also every Trigger's dead letters.
         let receiver = |env: &mut Vec<(String, String)>, audience: &str| {
+            let senders: Vec<String> = self
+                .broker
+                .triggers
+                .iter()
+                .filter(|t| name == "ingest" || t.1 == name)
+                .map(|t| trigger_identity(t.3))
+                .collect();
             env.extend([
                 ("ARCA_EVENT_JWKS".into(), k.jwks.display().to_string()),
                 ("ARCA_EVENT_ISSUER".into(), ISSUER.into()),
                 ("ARCA_EVENT_AUDIENCE".into(), audience.into()),
+                ("ARCA_EVENT_SENDERS".into(), senders.join(",")),
             ]);
         };
         if name == "auth" {
@@ -279,6 +297,7 @@ impl Cluster {
             }
             _ => {}
         }
+        env.extend(self.extra_env.iter().filter(|(f, _, _)| *f == name).map(|(_, k, v)| (k.clone(), v.clone())));
         env
     }
 
@@ -416,8 +435,11 @@ async fn ingress(
 struct BrokerState {
     port: u16,
     keys: Mutex<Option<Arc<Keys>>>,
-    /// type → (subscriber function, audience)
-    triggers: Vec<(&'static [&'static str], &'static str, &'static str)>,
+    /// (types, subscriber function, audience, Trigger name)
+    triggers: Vec<(&'static [&'static str], &'static str, &'static str, &'static str)>,
+    /// Artifacts whose next N `uploaded` events the Broker accepts and loses (as an
+    /// in-memory channel that restarts does).
+    lose: Mutex<HashMap<String, usize>>,
     subscribers: Mutex<HashMap<&'static str, Vec<u16>>>,
     next: AtomicUsize,
     /// Every event the relay published, by id (a redelivery by the relay counts twice).
@@ -452,10 +474,18 @@ async fn broker(State(state): State<Arc<BrokerState>>, headers: HeaderMap, body:
         return StatusCode::UNAUTHORIZED;
     }
     state.received.lock().unwrap().push((id.clone(), event_type.clone()));
-    for (types, function, audience) in &state.triggers {
+    if event_type == "dev.arca.artifact.uploaded" {
+        if let Some(left) = state.lose.lock().unwrap().get_mut(&header("ce-subject").unwrap_or_default()) {
+            if *left > 0 {
+                *left -= 1;
+                return StatusCode::ACCEPTED; // accepted, then lost
+            }
+        }
+    }
+    for (types, function, audience, trigger) in &state.triggers {
         if types.contains(&event_type.as_str()) {
             let (state, headers, body) = (state.clone(), headers.clone(), body.clone());
-            tokio::spawn(deliver(state, function, audience, headers, body, id.clone()));
+            tokio::spawn(deliver(state, function, audience, trigger, headers, body, id.clone()));
         }
     }
     StatusCode::ACCEPTED
@@ -465,6 +495,7 @@ async fn deliver(
     state: Arc<BrokerState>,
     function: &'static str,
     audience: &'static str,
+    trigger: &'static str,
     headers: HeaderMap,
     body: Bytes,
     id: String,
@@ -477,7 +508,7 @@ async fn deliver(
         let mut request = state
             .client
             .post(format!("http://127.0.0.1:{port}/"))
-            .bearer_auth(sender_token(&keys, audience))
+            .bearer_auth(sender_token(&keys, audience, &trigger_identity(trigger)))
             .body(body.clone());
         for (name, value) in &headers {
             if name.as_str().starts_with("ce-") || name == "content-type" {
@@ -501,7 +532,7 @@ async fn deliver(
     let mut request = state
         .client
         .post(format!("http://127.0.0.1:{ingest}/dead-letters"))
-        .bearer_auth(sender_token(&keys, "arca-ingest"))
+        .bearer_auth(sender_token(&keys, "arca-ingest", &trigger_identity(trigger)))
         .header("ce-knativeerrorcode", "500")
         .body(body);
     for (name, value) in &headers {
@@ -617,12 +648,14 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
     let broker_state = Arc::new(BrokerState {
         port: broker_port,
         keys: Mutex::new(Some(keys.clone())),
+        // As knative/base/eventing/triggers.yaml (scan-uploaded and scan-rescan as one here).
         triggers: vec![
-            (&["dev.arca.artifact.uploaded", "dev.arca.artifact.rescan"], "scan", "arca-scan"),
-            (&["dev.arca.artifact.scanned"], "sign", "arca-sign"),
-            (&["dev.arca.artifact.deleted"], "ingest", "arca-ingest"),
-            (&["dev.arca.artifact.deleted"], "scan", "arca-scan"),
+            (&["dev.arca.artifact.uploaded", "dev.arca.artifact.rescan"], "scan", "arca-scan", "scan-uploaded"),
+            (&["dev.arca.artifact.scanned"], "sign", "arca-sign", "sign-scanned"),
+            (&["dev.arca.artifact.deleted"], "ingest", "arca-ingest", "ingest-deleted"),
+            (&["dev.arca.artifact.deleted"], "scan", "arca-scan", "scan-deleted"),
         ],
+        lose: Mutex::new(HashMap::new()),
         subscribers: Mutex::new(["scan", "sign", "ingest"].into_iter().map(|n| (n, ports_of(n))).collect()),
         next: AtomicUsize::new(0),
         received: Mutex::new(Vec::new()),
@@ -666,6 +699,7 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
         broker: broker_state.clone(),
         trivy_log: dir.path().join("trivy-runs.log"),
         client,
+        extra_env: Vec::new(),
     };
 
     // One-shot commands: migrations (a Job per rollout) and the bucket's setup.
@@ -894,8 +928,11 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
             .body("{}")
     };
     assert_eq!(event(cluster.client.post(&scan_url)).send().await.unwrap().status(), 401);
-    let wrong = sender_token(&cluster.keys, "arca-sign");
+    let wrong = sender_token(&cluster.keys, "arca-sign", &trigger_identity("sign-scanned"));
     assert_eq!(event(cluster.client.post(&scan_url).bearer_auth(wrong)).send().await.unwrap().status(), 401);
+
+    forged_events(&cluster, &token, &pool, &id, &pending).await;
+    stuck_artifacts_are_redriven(&mut cluster, &token, &pool).await;
 
     // The relay published every event once per transition, and nothing was dead-lettered.
     let dead = cluster.broker.dead.lock().unwrap().clone();
@@ -914,6 +951,273 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
     );
 
     figures(&mut cluster, &layout, dir.path()).await;
+}
+
+/// One CloudEvent in binary mode, as the Broker delivers it, with `bearer` as sender token.
+async fn post_event(
+    cluster: &Cluster,
+    url: &str,
+    bearer: &str,
+    (id, event_type, subject): (&str, &str, &str),
+) -> reqwest::StatusCode {
+    let request = cluster
+        .client
+        .post(url)
+        .bearer_auth(bearer)
+        .header("ce-id", id)
+        .header("ce-type", event_type)
+        .header("ce-source", "/arca/artifacts")
+        .header("ce-specversion", "1.0")
+        .header("ce-subject", subject)
+        .header("content-type", "application/json")
+        .body("{}");
+    request.send().await.unwrap().status()
+}
+
+/// The status of an artifact once it is `want`, or whatever it is after `within`.
+async fn status_within(cluster: &Cluster, token: &str, id: &str, want: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = status(cluster, token, id).await;
+        if s["status"] == want || Instant::now() >= deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn audit_rows(pool: &sqlx::PgPool, condition: &str, bind: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM audit_log WHERE {condition}"))
+        .bind(bind)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Issue 21, the first High finding: forged CloudEvents. A token the cluster signed for a
+/// receiver's audience but for another subject (any pod's projected service-account token)
+/// is refused and audited; the Broker's identity with an event that is not in the outbox
+/// (unknown id, or a known id with another type or subject) is refused before its id is
+/// claimed, so the real event is still handled; a `deleted` event for an approved artifact
+/// never removes its blob; forged dead letters are refused. Every hole found is collected,
+/// so that one run names them all.
+async fn forged_events(cluster: &Cluster, token: &str, pool: &sqlx::PgPool, approved: &str, other: &str) {
+    const DELETED: &str = "dev.arca.artifact.deleted";
+    const UPLOADED: &str = "dev.arca.artifact.uploaded";
+    let mut holes: Vec<String> = Vec::new();
+    let ingest = format!("http://127.0.0.1:{}/", cluster.ports("ingest")[0]);
+    let dead_letters = format!("http://127.0.0.1:{}/dead-letters", cluster.ports("ingest")[0]);
+    let scan = format!("http://127.0.0.1:{}/", cluster.ports("scan")[0]);
+    let keys = &cluster.keys;
+    let broker_to_ingest = sender_token(keys, "arca-ingest", &trigger_identity("ingest-deleted"));
+    let broker_to_scan = sender_token(keys, "arca-scan", &trigger_identity("scan-uploaded"));
+    fn check(holes: &mut Vec<String>, what: &str, got: reqwest::StatusCode, want: u16) {
+        if got.as_u16() != want {
+            holes.push(format!("{what}: answered {got}, want {want}"));
+        }
+    }
+
+    // Any pod: the cluster's key, ingest's audience, a subject that is not the Broker's.
+    let refused_before = audit_rows(pool, "action = 'POST /' AND status = 401 AND actor = $1", "anonymous").await;
+    let pod = sender_token(keys, "arca-ingest", "system:serviceaccount:arca:default");
+    let forged = uuid::Uuid::new_v4().to_string();
+    check(&mut holes, "a pod's token", post_event(cluster, &ingest, &pod, (&forged, DELETED, approved)).await, 401);
+
+    // The Broker's identity, events that are not in the outbox.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    check(
+        &mut holes,
+        "an unknown event id",
+        post_event(cluster, &ingest, &broker_to_ingest, (&unknown, DELETED, approved)).await,
+        403,
+    );
+    let r = cluster.call(reqwest::Method::DELETE, &format!("/api/artifacts/{other}"), token, None).await;
+    assert!(r.status().is_success(), "deleting {other}: {}", r.text().await.unwrap_or_default());
+    let real_deleted: String = sqlx::query_scalar("SELECT id FROM outbox WHERE artifact_id = $1 AND event_type = $2")
+        .bind(other)
+        .bind(DELETED)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    check(
+        &mut holes,
+        "a real deleted event's id with another subject",
+        post_event(cluster, &ingest, &broker_to_ingest, (&real_deleted, DELETED, approved)).await,
+        403,
+    );
+    // Defence in depth: even a `deleted` event in the outbox (as a bug could write one)
+    // removes no blob of an artifact the database does not hold as deleted.
+    let planted = uuid::Uuid::new_v4().to_string();
+    sqlx::query(
+        "INSERT INTO outbox (id, event_type, artifact_id, payload, created_at, next_attempt_at, delivered_at) \
+         VALUES ($1, $2, $3, '{}', 0, 0, 0)",
+    )
+    .bind(&planted)
+    .bind(DELETED)
+    .bind(approved)
+    .execute(pool)
+    .await
+    .unwrap();
+    check(
+        &mut holes,
+        "a deleted event in the outbox",
+        post_event(cluster, &ingest, &broker_to_ingest, (&planted, DELETED, approved)).await,
+        202,
+    );
+    let r = cluster.call(reqwest::Method::GET, &format!("/api/artifacts/{approved}/download"), token, None).await;
+    match r.headers().get("location").and_then(|l| l.to_str().ok()) {
+        Some(location) if r.status() == 302 => {
+            let got = cluster.client.get(location).send().await.unwrap();
+            let want = status(cluster, token, approved).await["sha256"].as_str().unwrap_or_default().to_owned();
+            let bytes = got.bytes().await.unwrap();
+            if sha256(&bytes) != want {
+                holes.push(format!("the approved artifact's blob is gone or changed ({} bytes)", bytes.len()));
+            }
+        }
+        _ => holes.push(format!("the approved artifact no longer downloads: {}", r.status())),
+    }
+
+    // A pending event's id cannot be taken ahead of it: the Broker loses the real one (to
+    // redeliver it later), a forged event with its id and another subject is refused and
+    // claims nothing, and the real event is then handled.
+    let bytes = clean_tarball("pre-claimed");
+    let (victim, target) = create(cluster, token, "pre-claimed", "pre-claimed.tar.gz", &bytes).await;
+    cluster.broker.lose.lock().unwrap().insert(victim.clone(), 1);
+    put(cluster, &target, &bytes).await;
+    let pending_event = "SELECT id FROM outbox WHERE artifact_id = $1 AND event_type = 'dev.arca.artifact.uploaded' \
+                         AND delivered_at IS NOT NULL";
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            sqlx::query_scalar::<_, String>(pending_event).bind(&victim).fetch_optional(pool).await.unwrap().is_some()
+        })
+        .await,
+        "the uploaded event of {victim} did not reach the Broker"
+    );
+    let real: String = sqlx::query_scalar(pending_event).bind(&victim).fetch_one(pool).await.unwrap();
+    check(
+        &mut holes,
+        "a pending id with another subject",
+        post_event(cluster, &scan, &broker_to_scan, (&real, UPLOADED, approved)).await,
+        403,
+    );
+    let claims: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_claims WHERE event_id = $1")
+        .bind(&real)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    if claims != 0 {
+        holes.push(format!("the forged event claimed the id {real} of a pending event"));
+    }
+    check(
+        &mut holes,
+        "the real event, redelivered",
+        post_event(cluster, &scan, &broker_to_scan, (&real, UPLOADED, &victim)).await,
+        202,
+    );
+    let s = status_within(cluster, token, &victim, "approved", Duration::from_secs(60)).await;
+    if s["status"] != "approved" {
+        holes.push(format!("the real event of {victim} was not handled: {s}"));
+    }
+
+    // Dead letters: an unknown id, and a known id with another type.
+    let unknown = uuid::Uuid::new_v4().to_string();
+    check(
+        &mut holes,
+        "a dead letter of an unknown id",
+        post_event(cluster, &dead_letters, &broker_to_ingest, (&unknown, UPLOADED, approved)).await,
+        403,
+    );
+    check(
+        &mut holes,
+        "a dead letter of a known id with another type",
+        post_event(cluster, &dead_letters, &broker_to_ingest, (&real, "dev.arca.artifact.scanned", &victim)).await,
+        403,
+    );
+    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE id = $1 AND dead_at IS NOT NULL")
+        .bind(&real)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    if dead != 0 {
+        holes.push(format!("a forged dead letter marked {real} dead"));
+    }
+
+    // Audited: the refused pod, the refused forgeries (naming the event and the sender), and
+    // accepted deliveries (naming the Broker's identity).
+    let audited = eventually(Duration::from_secs(10), || async {
+        audit_rows(pool, "action = 'POST /' AND status = 401 AND actor = $1", "anonymous").await > refused_before
+            && audit_rows(pool, "action = 'POST /' AND status = 403 AND details LIKE $1", &format!("%{unknown}%")).await
+                + audit_rows(
+                    pool,
+                    "action = 'POST /dead-letters' AND status = 403 AND details LIKE $1",
+                    &format!("%{unknown}%"),
+                )
+                .await
+                == 1
+            && audit_rows(pool, "action = 'POST /' AND status = 202 AND actor = $1", &trigger_identity("scan-uploaded"))
+                .await
+                > 0
+    })
+    .await;
+    if !audited {
+        holes.push("receivers' refusals or deliveries are not audited".to_owned());
+    }
+    assert!(holes.is_empty(), "forged events got through:\n{}", holes.join("\n"));
+}
+
+/// Issue 20: artifacts stuck in `scanning` because the Broker lost their event are re-driven
+/// by ingest's leased reconciler (here with a 2 s deadline and two attempts): one whose
+/// first event was lost is approved without anyone acting; one whose events are all lost
+/// fails after the attempts, with the reason. Both audited and counted.
+async fn stuck_artifacts_are_redriven(cluster: &mut Cluster, token: &str, pool: &sqlx::PgPool) {
+    cluster.extra_env = vec![
+        ("ingest", "ARCA_REDRIVE_AFTER_SECS".into(), "2".into()),
+        ("ingest", "ARCA_REDRIVE_ATTEMPTS".into(), "2".into()),
+    ];
+    let ingest = cluster.processes.iter().position(|p| p.name == "ingest").unwrap();
+    let port = cluster.processes.remove(ingest).port; // dropped: killed
+    cluster.spawn("ingest", port, 0);
+    cluster.wait_ready().await;
+
+    let mut ids = Vec::new();
+    for (name, lost) in [("lost-once", 1), ("lost-always", usize::MAX)] {
+        let bytes = clean_tarball(name);
+        let (id, target) = create(cluster, token, name, &format!("{name}.tar.gz"), &bytes).await;
+        cluster.broker.lose.lock().unwrap().insert(id.clone(), lost);
+        put(cluster, &target, &bytes).await;
+        ids.push(id);
+    }
+    let uploaded = "SELECT COUNT(*) FROM outbox WHERE artifact_id = $1 AND event_type = 'dev.arca.artifact.uploaded'";
+    let approved = wait_status(cluster, token, &ids[0], "approved", Duration::from_secs(60)).await;
+    assert!(scalar(pool, uploaded, &ids[0]).await >= 2, "sent again: {approved}");
+    let failed = wait_status(cluster, token, &ids[1], "failed", Duration::from_secs(60)).await;
+    assert!(failed["status_reason"].as_str().unwrap_or_default().contains("stuck in scanning"), "{failed}");
+    assert_eq!(scalar(pool, uploaded, &ids[1]).await, 3, "sent again twice, then failed: {failed}");
+    for id in &ids {
+        let audited = eventually(Duration::from_secs(10), || async {
+            audit_rows(pool, "action = 'artifacts.redrive' AND target = $1", id).await > 0
+        })
+        .await;
+        assert!(audited, "the re-drive of {id} is not audited");
+    }
+    let metrics = cluster
+        .client
+        .get(format!("http://127.0.0.1:{port}/api/metrics"))
+        .bearer_auth(METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = |outcome: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("arca_artifacts_redriven_total{{outcome=\"{outcome}\"}} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(counted("redriven") >= 3.0 && counted("failed") >= 1.0, "{metrics}");
 }
 
 /// Figures for the note (issue 12), with the cluster idle: the relay's throughput to the

@@ -1,6 +1,7 @@
 //! The `ingest` function: MinIO's bucket notifications (`POST /storage-events`), `deleted`
 //! CloudEvents (`POST /`: the blob is removed), the Broker's dead letters. Background: the
-//! outbox relay to the Broker (`K_SINK`), the reconciler (leased), the outbox gauge.
+//! outbox relay to the Broker (`K_SINK`), the reconciler (leased: interrupted uploads, stuck
+//! artifacts re-driven, orphaned blobs), the outbox gauge.
 use std::time::Duration;
 
 use shared::web::function::{self, Startup};
@@ -21,7 +22,7 @@ fn main() -> std::process::ExitCode {
         let verifier = startup.jwt_verifier()?;
         let core = startup.core(verifier).await?;
         let blobs = startup.blobs().await?;
-        let handlers = shared::features::ingest::handlers(blobs.clone());
+        let handlers = shared::features::ingest::handlers(core.clone(), blobs.clone());
         let sink = startup.config.events.sink.clone();
         let state = Ingest {
             probes: startup.probes(&core, Some(&blobs), None),
@@ -40,11 +41,15 @@ fn main() -> std::process::ExitCode {
             }
             None => tracing::warn!("K_SINK is not set: outbox events are not published (no Broker)"),
         }
-        let (c1, c2, c3, b3) = (core.clone(), core.clone(), core.clone(), blobs.clone());
+        let (c1, c2, c3, c4, b3) = (core.clone(), core.clone(), core.clone(), core.clone(), blobs.clone());
         Ok(running
             .leased("upload-leases", function::lease_check_interval(&core), move || {
                 let (core, blobs) = (c3.clone(), b3.clone());
                 async move { shared::features::ingest::reset_expired_uploads(&core, &blobs).await.map(|_| ()) }
+            })
+            .leased("redrive", shared::features::ingest::redrive_interval(&core), move || {
+                let core = c4.clone();
+                async move { shared::features::ingest::redrive(&core).await.map(|_| ()) }
             })
             .leased("reconcile", Duration::from_secs(300), move || {
                 let (core, blobs) = (c1.clone(), blobs.clone());

@@ -226,6 +226,21 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_EVENT_AUDIENCE", value_name = "AUD")]
     pub event_audience: Option<String>,
 
+    /// Subjects (`sub`) of the sender tokens a receiver accepts, comma-separated: the
+    /// Broker's identities (Knative: each Trigger's OIDC service account,
+    /// `system:serviceaccount:<namespace>:<trigger>-oidc-eventing.knative.dev-trigger`).
+    #[arg(long, env = "ARCA_EVENT_SENDERS", value_delimiter = ',', value_name = "SUBJECTS")]
+    pub event_senders: Vec<String>,
+
+    /// Seconds an artifact may wait in `scanning` or `signing` without progress before the
+    /// reconciler sends its event again (it must outlast the Broker's retries).
+    #[arg(long, env = "ARCA_REDRIVE_AFTER_SECS", default_value_t = 900, value_name = "SECS")]
+    pub redrive_after_secs: u64,
+
+    /// Times the reconciler sends a stuck artifact's event again before failing it.
+    #[arg(long, env = "ARCA_REDRIVE_ATTEMPTS", default_value_t = 3, value_name = "N")]
+    pub redrive_attempts: u32,
+
     /// Directory of the built web app (`arca serve`); default `frontend/dist` when present.
     #[arg(long, env = "ARCA_WEB_DIR", value_name = "DIR")]
     pub web_dir: Option<PathBuf>,
@@ -420,6 +435,12 @@ pub struct EventConfig {
     pub jwks: Option<PathBuf>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Subjects of the sender tokens accepted (the Broker's identities).
+    pub senders: Vec<String>,
+    /// An artifact in `scanning` or `signing` this long without progress is stuck.
+    pub redrive_after: Duration,
+    /// Re-drives of a stuck artifact before it fails.
+    pub redrive_attempts: u32,
 }
 
 /// Who may connect, and through which proxies.
@@ -529,6 +550,8 @@ impl Config {
             ("ARCA_REQUEST_TIMEOUT", args.request_timeout),
             ("ARCA_HTTP2_MAX_STREAMS", u64::from(args.http2_max_streams)),
             ("ARCA_EVENT_LEASE_SECS", args.event_lease_secs),
+            ("ARCA_REDRIVE_AFTER_SECS", args.redrive_after_secs),
+            ("ARCA_REDRIVE_ATTEMPTS", u64::from(args.redrive_attempts)),
             ("ARCA_S3_DOWNLOAD_URL_TTL", args.s3_download_url_ttl),
             ("ARCA_ANONYMOUS_AUDIT_RATE", u64::from(args.anonymous_audit_rate)),
         ] {
@@ -637,6 +660,9 @@ impl Config {
                 jwks: args.event_jwks.clone(),
                 issuer: args.event_issuer.clone().filter(|s| !s.is_empty()),
                 audience: args.event_audience.clone().filter(|s| !s.is_empty()),
+                senders: event_senders(&args.event_senders)?,
+                redrive_after: Duration::from_secs(args.redrive_after_secs),
+                redrive_attempts: args.redrive_attempts,
             },
             web_dir: args.web_dir.clone(),
             ingest_token: std::env::var("ARCA_INGEST_TOKEN").ok().filter(|t| !t.is_empty()),
@@ -780,6 +806,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+/// `ARCA_EVENT_SENDERS`: token subjects, without blanks or control characters.
+fn event_senders(values: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut senders = Vec::new();
+    for value in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        if value.len() > 253 || !value.chars().all(|c| c.is_ascii_graphic()) {
+            bail!(
+                "ARCA_EVENT_SENDERS: '{}' is not a token subject (printable ASCII, no blanks)",
+                value.escape_default()
+            );
+        }
+        senders.push(value.to_owned());
+    }
+    Ok(senders)
+}
+
 pub fn parse_net(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
     s.parse::<IpNet>()
@@ -840,5 +881,13 @@ mod tests {
         let err = database_config(Some("mysql://root:hunter2@h/db"), dir, 16).unwrap_err().to_string();
         assert!(err.contains("unknown scheme 'mysql'"), "{err}");
         assert!(!err.contains("hunter2"), "the URL's secret must not be echoed: {err}");
+    }
+
+    #[test]
+    fn event_senders_are_subjects() {
+        let given = ["system:serviceaccount:arca:a-oidc".to_owned(), " ".to_owned(), " b ".to_owned()];
+        assert_eq!(event_senders(&given).unwrap(), ["system:serviceaccount:arca:a-oidc", "b"]);
+        let err = event_senders(&["a b".to_owned()]).unwrap_err().to_string();
+        assert!(err.starts_with("ARCA_EVENT_SENDERS: 'a b'"), "{err}");
     }
 }

@@ -53,7 +53,8 @@ pub enum Status {
     Approved,
     /// Refused by policy; the reasons are stored. An admin may release it.
     Quarantined,
-    /// Wrong bytes, a hostile archive, or a scan that kept failing. Never downloadable.
+    /// Wrong bytes, a hostile archive, a scan that kept failing, or an artifact stuck
+    /// waiting for an event (see the reconciler). Never downloadable.
     Failed,
     /// Crypto-shredded; the metadata stays for the audit trail.
     Deleted,
@@ -145,6 +146,7 @@ pub const TRANSITIONS: &[(Status, Status)] = &[
     (Scanning, Quarantined),
     (Scanning, Failed),
     (Signing, Approved),
+    (Signing, Failed),
     (Approved, Quarantined),
     (Approved, Approved),
     (Quarantined, Signing),

@@ -7,9 +7,10 @@
 //! over once its lease expires. Handlers are idempotent; events that keep failing are
 //! dead-lettered: kept, shown to operators, no longer retried.
 //!
-//! Receivers of the Broker's deliveries claim each event id the same way (`event_claims`),
-//! so a redelivery while another replica works on the event is answered "busy", and the
-//! number of attempts survives across replicas.
+//! Receivers of the Broker's deliveries act only on events of the outbox (`emitted`), and
+//! claim each event id the same way (`event_claims`), so a redelivery while another
+//! replica works on the event is answered "busy", and the number of attempts survives
+//! across replicas.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -501,6 +502,19 @@ pub enum Claim {
     Done,
     /// Another replica works on it until its lease ends: answer "busy".
     Busy { retry_after_secs: u64 },
+}
+
+/// Whether Arca emitted the event `id`, with this type and subject (artifact).
+pub async fn emitted(db: &Db, id: &str, event_type: &str, subject: &str) -> Result<bool, sqlx::Error> {
+    let found: i64 = with_pool!(db, |pool| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE id = $1 AND event_type = $2 AND artifact_id = $3"
+    )
+    .bind(id)
+    .bind(event_type)
+    .bind(subject)
+    .fetch_one(pool)
+    .await)?;
+    Ok(found == 1)
 }
 
 /// Claims an event id for `owner`; a claim whose holder died is taken over after `lease`.

@@ -41,6 +41,9 @@ pub struct Metrics {
     pub upload_bytes: IntCounter,
     /// Checkpoint rounds that found the audit log altered (alert on any increase).
     pub audit_tampering: IntCounter,
+    /// Stuck artifacts whose event the reconciler sent again (`outcome`: `redriven`), or
+    /// that it failed after the last attempt (`failed`).
+    pub redrives: IntCounterVec,
 }
 
 impl Metrics {
@@ -94,8 +97,17 @@ impl Metrics {
             "Checkpoint rounds that found the audit log no longer agreeing with a signed checkpoint",
         )
         .expect("valid metric");
+        let redrives = IntCounterVec::new(
+            Opts::new(
+                "arca_artifacts_redriven_total",
+                "Artifacts stuck in scanning or signing: event sent again (redriven), or failed after the last attempt",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(upload_bytes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(redrives.clone()),
             Box::new(audit_tampering.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
@@ -124,6 +136,7 @@ impl Metrics {
             outbox_depth,
             upload_bytes,
             audit_tampering,
+            redrives,
         }
     }
 

@@ -5,18 +5,20 @@
 //! - `deleted` events: the blob of a deleted artifact is removed.
 //! - `POST /dead-letters`: the Broker's dead-letter sink; the event is recorded as dead.
 //! - Background: the outbox relay to the Broker (see `outbox::run_relay`) and the
-//!   reconciler (uploads whose holder died, orphaned blobs, abandoned multipart uploads).
+//!   reconciler (uploads whose holder died, artifacts stuck waiting for an event that was
+//!   lost or dead-lettered, orphaned blobs, abandoned multipart uploads).
 //! - `setup-storage`: bucket, default encryption, CORS and the notification subscription.
 
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRef, State};
+use axum::extract::{Extension, FromRef, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::post;
 use serde::Deserialize;
 
 use crate::core::artifacts;
+use crate::core::audit::AuditEvent;
 use crate::core::config::Config;
 use crate::core::db::now_ms;
 use crate::core::error::{ApiError, Code};
@@ -24,7 +26,7 @@ use crate::core::lifecycle::{self, events, Change, Effect, Status};
 use crate::core::outbox::{self, Handlers};
 use crate::core::storage::{Area, BlobStore, CorsSetting, S3Store, StaleUpload};
 use crate::core::uploads;
-use crate::web::access::constant_time_eq;
+use crate::web::access::{constant_time_eq, Actor, ActorSlot};
 use crate::web::receiver;
 use crate::web::routes::FunctionRouter;
 use crate::web::state::{Blobs, Core, IngestToken, Receiver};
@@ -49,11 +51,18 @@ where
     )
 }
 
-/// What the `ingest` function does with events: remove the blob of a deleted artifact.
-pub fn handlers(blobs: Blobs) -> Handlers {
+/// What the `ingest` function does with events: remove the blob of a deleted artifact,
+/// only once the database says it is deleted (an event alone never destroys bytes).
+pub fn handlers(core: Core, blobs: Blobs) -> Handlers {
     Handlers::default().on(&[events::DELETED], move |delivery| {
-        let blobs = blobs.clone();
+        let (core, blobs) = (core.clone(), blobs.clone());
         async move {
+            let status = artifacts::find(&core.db, &delivery.artifact_id).await?.map(|row| row.status());
+            if status != Some(Status::Deleted) {
+                tracing::error!(artifact = %delivery.artifact_id, event = %delivery.id, status = ?status,
+                    "a deleted event for an artifact the database does not hold as deleted: its blob stays");
+                return Ok(());
+            }
             blobs.remove(&delivery.artifact_id).await;
             Ok(())
         }
@@ -102,6 +111,7 @@ async fn storage_events(
     State(core): State<Core>,
     State(blobs): State<Blobs>,
     State(token): State<IngestToken>,
+    Extension(slot): Extension<ActorSlot>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
@@ -114,6 +124,7 @@ async fn storage_events(
         tracing::warn!("storage notification refused: missing or wrong token");
         return Err(ApiError::new(Code::InvalidEventSender, "storage notifications need the ingest token"));
     }
+    let _ = slot.0.set(Actor { name: "object-store".to_owned(), roles: String::new() });
     let BlobStore::S3(store) = &*blobs.0 else {
         return Err(bad("storage notifications need the S3 store"));
     };
@@ -218,6 +229,81 @@ pub async fn reset_expired_uploads(core: &Core, blobs: &Blobs) -> anyhow::Result
         }
     }
     Ok(reset)
+}
+
+/// States that wait for an event, and the event that moves each on.
+const DRIVEN: [(Status, &str); 2] = [(Status::Scanning, events::UPLOADED), (Status::Signing, events::SCANNED)];
+
+/// How often stuck artifacts are looked for: a third of the deadline, between 1 s and 60 s.
+pub fn redrive_interval(core: &Core) -> Duration {
+    (core.config.events.redrive_after / 3).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Artifacts stuck in `scanning` or `signing`: their newest event is older than
+/// `ARCA_REDRIVE_AFTER_SECS` and was handed on (delivered to the Broker or its handler, or
+/// dead-lettered), and no one works on any of their events (no live claim). The Broker may
+/// have lost it (an in-memory channel restarted) or given up. Each gets its event again
+/// (a new id, audited), at most `ARCA_REDRIVE_ATTEMPTS` times per stay in the status; then
+/// it fails closed, with the reason. Returns how many were re-driven or failed.
+pub async fn redrive(core: &Core) -> anyhow::Result<usize> {
+    let now = now_ms();
+    let cutoff = now - i64::try_from(core.config.events.redrive_after.as_millis()).unwrap_or(i64::MAX);
+    let attempts = i64::from(core.config.events.redrive_attempts);
+    let mut acted = 0;
+    for (status, event_type) in DRIVEN {
+        // (id, events of this type sent since the artifact entered the status)
+        let stuck: Vec<(String, i64)> = with_pool!(&core.db, |pool| sqlx::query_as(
+            "SELECT a.id, (SELECT COUNT(*) FROM outbox o WHERE o.artifact_id = a.id AND o.event_type = $2 \
+                           AND o.created_at >= a.updated_at) \
+             FROM artifacts a WHERE a.status = $1 AND a.updated_at < $3 \
+             AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.artifact_id = a.id AND o.event_type = $2 \
+                             AND (o.created_at >= $3 OR (o.delivered_at IS NULL AND o.dead_at IS NULL))) \
+             AND NOT EXISTS (SELECT 1 FROM outbox o JOIN event_claims c ON c.event_id = o.id \
+                             WHERE o.artifact_id = a.id AND c.done_at IS NULL AND c.lease_until >= $4) \
+             ORDER BY a.updated_at LIMIT 100"
+        )
+        .bind(status.as_str())
+        .bind(event_type)
+        .bind(cutoff)
+        .bind(now)
+        .fetch_all(pool)
+        .await)?;
+        for (id, sent) in stuck {
+            let redriven = (sent - 1).max(0);
+            if redriven >= attempts {
+                let reason = format!(
+                    "stuck in {} without progress: its event was sent again {redriven} times and never handled",
+                    status.as_str()
+                );
+                if lifecycle::apply(core, Change::new(&id, status, Status::Failed).reason(reason)).await? {
+                    core.metrics.redrives.with_label_values(&["failed"]).inc();
+                    tracing::error!(artifact = %id, status = status.as_str(), redriven, "stuck artifact failed");
+                    acted += 1;
+                }
+                continue;
+            }
+            let attempt = redriven + 1;
+            let data = serde_json::json!({ "status": status.as_str(), "redrive": attempt });
+            let event = lifecycle::request(core, &id, event_type, data).await?;
+            core.metrics.redrives.with_label_values(&["redriven"]).inc();
+            tracing::warn!(artifact = %id, status = status.as_str(), %event, attempt, "stuck artifact: event sent again");
+            core.audit
+                .record(AuditEvent {
+                    actor: "arca".into(),
+                    action: "artifacts.redrive".into(),
+                    target: id.clone(),
+                    outcome: "success".into(),
+                    details: serde_json::json!({
+                        "status": status.as_str(), "event": event, "type": event_type, "attempt": attempt,
+                        "of": attempts,
+                    }),
+                    ..AuditEvent::default()
+                })
+                .await;
+            acted += 1;
+        }
+    }
+    Ok(acted)
 }
 
 /// Nothing partial or orphaned stays: blobs without an artifact that holds them are

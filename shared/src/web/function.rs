@@ -296,15 +296,18 @@ impl Startup {
         let events = &self.config.events;
         let verifier = match (&events.jwks, &events.issuer, &events.audience) {
             (Some(jwks), Some(issuer), Some(audience)) => {
-                Some(crate::web::receiver::SenderVerifier::load(jwks, issuer, audience)?)
+                Some(crate::web::receiver::SenderVerifier::load(jwks, issuer, audience, &events.senders)?)
             }
-            (None, None, None) => {
+            (None, None, None) if events.senders.is_empty() => {
                 tracing::warn!(
-                    "ARCA_EVENT_JWKS, ARCA_EVENT_ISSUER and ARCA_EVENT_AUDIENCE are not set: `POST /` refuses every event"
+                    "ARCA_EVENT_JWKS, ARCA_EVENT_ISSUER, ARCA_EVENT_AUDIENCE and ARCA_EVENT_SENDERS are not set: \
+                     `POST /` refuses every event"
                 );
                 None
             }
-            _ => anyhow::bail!("ARCA_EVENT_JWKS, ARCA_EVENT_ISSUER and ARCA_EVENT_AUDIENCE: give all three or none"),
+            _ => anyhow::bail!(
+                "ARCA_EVENT_JWKS, ARCA_EVENT_ISSUER, ARCA_EVENT_AUDIENCE and ARCA_EVENT_SENDERS: give all four or none"
+            ),
         };
         Ok(Receiver(Arc::new(ReceiverParts { verifier, handlers, lease: events.lease })))
     }
@@ -532,16 +535,21 @@ pub async fn embedded(config: Config) -> anyhow::Result<(Running, Option<String>
     };
     let handlers = crate::features::scan::handlers(core.clone(), scanning.clone(), blobs.clone())
         .merge(crate::features::sign::handlers(core.clone(), signing, blobs.clone()))
-        .merge(crate::features::ingest::handlers(blobs.clone()));
+        .merge(crate::features::ingest::handlers(core.clone(), blobs.clone()));
     let delivery = startup.delivery(&core);
     let audit_key = state.audit_key.clone();
     let running = startup.serve(&core, routes_of_serve(), state);
     let running = with_scan_jobs(running, &core, &scanning);
-    let (c1, c2, c3, c4, b4) = (core.clone(), core.clone(), core.clone(), core.clone(), blobs.clone());
+    let (c1, c2, c3, c4, c5, b4) =
+        (core.clone(), core.clone(), core.clone(), core.clone(), core.clone(), blobs.clone());
     let running = running
         .leased("upload-leases", lease_check_interval(&core), move || {
             let (core, blobs) = (c4.clone(), b4.clone());
             async move { crate::features::ingest::reset_expired_uploads(&core, &blobs).await.map(|_| ()) }
+        })
+        .leased("redrive", crate::features::ingest::redrive_interval(&core), move || {
+            let core = c5.clone();
+            async move { crate::features::ingest::redrive(&core).await.map(|_| ()) }
         })
         .task(crate::core::outbox::run_worker(
             core.db.clone(),

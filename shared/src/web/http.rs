@@ -6,6 +6,8 @@
 //! entries name the route template (or `unmatched`) and a known method (or `OTHER`),
 //! never the raw path or method; the path kept in the audit target is truncated and
 //! escaped; and anonymous requests that fail are audited within a per-IP budget.
+//! Cluster-internal routes (event receivers, storage notifications) are audited too, every
+//! refusal within that budget, whoever sent it.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -24,6 +26,7 @@ use crate::core::error::{ApiError, Code};
 use crate::core::netpolicy::{self, ClientIp};
 use crate::core::ratelimit::Bucket;
 use crate::web::access::{ActorSlot, Principal};
+use crate::web::routes::InternalRoute;
 use crate::web::state::Core;
 
 /// Header carrying the id of a request, in responses and in every log line.
@@ -31,6 +34,10 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest request path kept in an audit entry.
 const MAX_AUDITED_PATH: usize = 256;
+
+/// Details a route adds to its request's audit entry (a response extension).
+#[derive(Debug, Clone)]
+pub struct AuditDetails(pub serde_json::Value);
 
 /// Facts about the current request that handlers put into audit events.
 #[derive(Debug, Clone)]
@@ -213,10 +220,16 @@ async fn gate_and_audit(State(core): State<Core>, mut request: Request, next: Ne
         Err(error) => error.into_response(),
     };
     // Probes and the web app's static files are not API requests: not audited.
-    if path.starts_with("/health/") || !path.starts_with("/api") {
+    let internal = response.extensions().get::<InternalRoute>().is_some();
+    if !internal && (path.starts_with("/health/") || !path.starts_with("/api")) {
         return response;
     }
     let status = response.status();
+    if internal && response.extensions().get::<Code>() == Some(&Code::Busy) {
+        // Another replica works on the event: flow control, not a decision about the sender
+        // (the delivery that does the work is audited).
+        return response;
+    }
     let outcome = match status.as_u16() {
         s if s < 400 => "success",
         401 | 403 | 429 => "denied",
@@ -224,18 +237,28 @@ async fn gate_and_audit(State(core): State<Core>, mut request: Request, next: Ne
         _ => "error",
     };
     let actor = slot.0.get().cloned().unwrap_or_default();
-    if actor.name.is_empty() && status.as_u16() >= 400 {
-        // Anonymous failures cost a budget of their own: a stranger cannot fill the log.
+    if (actor.name.is_empty() || internal) && status.as_u16() >= 400 {
+        // Anonymous failures, and refused deliveries to internal routes (a sender with a
+        // valid token may still send forged events), cost a budget of their own: a stranger
+        // cannot fill the log.
         if !core.limiter.check(Bucket::AnonymousAudit, &context.client_ip.to_string()).await.allowed {
             core.metrics.audit_suppressed.inc();
             return response;
         }
     }
     let action = format!("{method} {}", route.as_deref().unwrap_or("unmatched"));
-    let details = match response.extensions().get::<Code>() {
-        Some(code) if status.as_u16() >= 400 => serde_json::json!({ "code": code.as_str() }),
-        _ => serde_json::Value::Null,
+    let mut details = match response.extensions().get::<AuditDetails>() {
+        Some(added) => added.0.clone(),
+        None => serde_json::Value::Null,
     };
+    if let Some(code) = response.extensions().get::<Code>().filter(|_| status.as_u16() >= 400) {
+        match details.as_object_mut() {
+            Some(map) => {
+                map.insert("code".into(), code.as_str().into());
+            }
+            None => details = serde_json::json!({ "code": code.as_str() }),
+        }
+    }
     let mut event = context.anonymous_event(&action, &path, outcome, details);
     if !actor.name.is_empty() {
         event.actor = actor.name;

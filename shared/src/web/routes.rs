@@ -28,6 +28,16 @@ pub struct RouteSpec {
     pub internal: bool,
 }
 
+/// Marks the answer of a cluster-internal route, which the audit middleware then records
+/// (it records no other route outside `/api`).
+#[derive(Debug, Clone, Copy)]
+pub struct InternalRoute;
+
+async fn mark_internal(mut response: axum::response::Response) -> axum::response::Response {
+    response.extensions_mut().insert(InternalRoute);
+    response
+}
+
 /// What `utoipa_axum::routes!(handler)` produces for one handler.
 pub type Documented<S> = (Vec<(String, RefOr<Schema>)>, Paths, MethodRouter<S>);
 
@@ -127,7 +137,11 @@ where
     pub fn into_router(self, core: &Core) -> Router<S> {
         let mut router = Router::new();
         for entry in self.entries {
-            let guarded = entry.router.route_layer(from_fn_with_state((core.clone(), entry.spec.access), authorize));
+            let mut guarded =
+                entry.router.route_layer(from_fn_with_state((core.clone(), entry.spec.access), authorize));
+            if entry.spec.internal {
+                guarded = guarded.route_layer(axum::middleware::map_response(mark_internal));
+            }
             router = router.route(&entry.spec.path, guarded);
         }
         router

@@ -51,6 +51,12 @@ fn parse_labels(labels: &[String]) -> Result<BTreeMap<String, String>, Failure> 
         .collect()
 }
 
+/// What an API token needs to push (and to watch its own upload's status).
+const PUSH_SCOPES: &str =
+    "pushing needs the permissions artifacts_write and artifacts_read (an API token: both scopes)";
+
+/// `arca push`: the same bytes pushed again report the existing artifact and its status
+/// (exit code by status); other bytes under an existing NAME@VERSION are an error.
 pub async fn push(file: &Path, name: &str, version: &str, labels: &[String], description: &str, out: &Out) -> Outcome {
     let labels = parse_labels(labels)?;
     let client = connect().await?;
@@ -60,7 +66,15 @@ pub async fn push(file: &Path, name: &str, version: &str, labels: &[String], des
         progress: Some(progress_bar()),
         ..PushOptions::default()
     };
-    let artifact = client.push(name, version, &Source::File(file.to_owned()), &options).await?;
+    let artifact = client.push(name, version, &Source::File(file.to_owned()), &options).await.map_err(|e| {
+        let forbidden = e.status() == Some(403);
+        let error = anyhow::Error::from(e);
+        if forbidden {
+            error.context(PUSH_SCOPES)
+        } else {
+            error
+        }
+    })?;
     let refused = refused_unless_approved(&artifact);
     if refused.is_ok() || !out.json() {
         out.emit(&artifact, || format!("{} {}", artifact.id, artifact.status));
@@ -69,9 +83,17 @@ pub async fn push(file: &Path, name: &str, version: &str, labels: &[String], des
 }
 
 /// `arca pull`: the server's file name is sanitised and the file lands in the current
-/// directory unless `-o` says otherwise; kept only if its SHA-256 and Arca's signature verify.
-pub async fn pull(reference: &str, output: Option<PathBuf>, out: &Out) -> Outcome {
+/// directory unless `-o` says otherwise; kept only if its SHA-256 verifies and, when a
+/// signing CA is pinned (`--signing-ca`, `ARCA_SIGNING_CA`, or `arca login --signing-ca`),
+/// Arca's signature chains to that CA and verifies. The chain comes from the server, so
+/// it counts only through the pinned CA: without one the file is kept, and the result says
+/// `signature_verified: false` with how to pin one (never "verified").
+pub async fn pull(reference: &str, output: Option<PathBuf>, signing_ca: Option<&Path>, out: &Out) -> Outcome {
     let client = connect().await?;
+    let anchor = match signing_ca {
+        Some(file) => Some(crate::session::read_signing_ca(file, "--signing-ca")?),
+        None => crate::session::pinned_signing_ca(client.server())?,
+    };
     let artifact = client.resolve(reference).await?;
     if artifact.status != Status::Approved {
         refused_unless_approved(&artifact)?;
@@ -89,26 +111,51 @@ pub async fn pull(reference: &str, output: Option<PathBuf>, out: &Out) -> Outcom
     };
     let progress = progress_bar();
     let downloaded = client.download(&artifact.id, &target, &artifact.sha256, Some(&progress)).await?;
-    // Arca's signature over those bytes.
-    let verified = async {
-        let signature = client.signature(&artifact.id).await?;
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(&signature.signature)
-            .context("the signature is not base64")?;
-        let digest: [u8; 32] =
-            hex::decode(&downloaded.sha256)?.try_into().map_err(|_| anyhow::anyhow!("the digest is not 32 bytes"))?;
-        shared::core::signing::verify_detached(&digest, &der, &signature.certificate_chain)
-            .map_err(|e| anyhow::anyhow!(e))
+    if let Some(anchor) = &anchor {
+        // Arca's signature over those bytes, through a chain that leads to the pinned CA.
+        let verified = async {
+            let signature = client.signature(&artifact.id).await?;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(&signature.signature)
+                .context("the signature is not base64")?;
+            let digest: [u8; 32] = hex::decode(&downloaded.sha256)?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("the digest is not 32 bytes"))?;
+            let bundle = shared::core::trust::TrustBundle(shared::core::signing::pem_certs(anchor)?);
+            let verdict = shared::core::trust::check(&bundle, &digest, &der, &signature.certificate_chain);
+            anyhow::ensure!(
+                verdict.result == "valid",
+                "{} against the pinned signing CA: {}",
+                verdict.result,
+                verdict.reason
+            );
+            Ok::<(), anyhow::Error>(())
+        }
+        .await;
+        if let Err(e) = verified {
+            downloaded.discard().await;
+            return Err(anyhow::anyhow!("signature check failed: {e:#}; the file was deleted").into());
+        }
     }
-    .await;
-    if let Err(e) = verified {
-        downloaded.discard().await;
-        return Err(anyhow::anyhow!("signature check failed: {e:#}; the file was deleted").into());
-    }
+    let verified = anchor.is_some();
     let (sha256, size) = (downloaded.sha256.clone(), downloaded.size);
     let path = downloaded.keep().await?;
-    let result = json!({"id": artifact.id, "path": path, "sha256": sha256, "size": size, "signature_verified": true});
-    out.emit(&result, || format!("{} sha256 {sha256} and Arca's signature verified", path.display()));
+    let result =
+        json!({"id": artifact.id, "path": path, "sha256": sha256, "size": size, "signature_verified": verified});
+    out.emit(&result, || {
+        if verified {
+            format!("{} sha256 {sha256} and Arca's signature verified", path.display())
+        } else {
+            format!("{} sha256 {sha256} verified; Arca's signature NOT verified", path.display())
+        }
+    });
+    if !verified {
+        out.note(
+            "arca: warning: no signing CA is pinned, so Arca's signature was not verified: pass --signing-ca FILE, \
+             set ARCA_SIGNING_CA, or sign in with `arca login --signing-ca FILE` (Arca's signing CA, e.g. \
+             <data-dir>/signing/ca.pem of `arca serve`)",
+        );
+    }
     Ok(())
 }
 

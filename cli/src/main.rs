@@ -38,6 +38,10 @@ enum Command {
         command: commands::TokenCommand,
     },
     /// Upload a file as NAME@VERSION and wait for its final status (exit 3 unless approved).
+    ///
+    /// Pushing the same bytes again reports the existing artifact and its status; other bytes
+    /// under an existing NAME@VERSION fail (versions are immutable). With ARCA_TOKEN, the token
+    /// needs the scopes artifacts_write and artifacts_read.
     Push {
         file: PathBuf,
         #[arg(long)]
@@ -50,13 +54,19 @@ enum Command {
         #[arg(long, default_value = "")]
         description: String,
     },
-    /// Download an artifact (ID or NAME@VERSION), keeping it only if its SHA-256 and Arca's
-    /// signature verify; into the current directory unless -o says otherwise.
+    /// Download an artifact (ID or NAME@VERSION) into the current directory unless -o says
+    /// otherwise, keeping it only if its SHA-256 verifies and Arca's signature verifies
+    /// against the pinned signing CA. Without a pinned signing CA the file is kept but the
+    /// signature is reported as not verified (the chain a server sends proves nothing).
     Pull {
         reference: String,
         /// Where to write the file (default: its name, in the current directory).
         #[arg(short = 'o', long = "output-file", value_name = "PATH")]
         output_file: Option<PathBuf>,
+        /// Arca's signing CA (PEM) to verify against, instead of the one pinned by
+        /// `arca login --signing-ca`.
+        #[arg(long, env = "ARCA_SIGNING_CA", value_name = "FILE")]
+        signing_ca: Option<PathBuf>,
     },
     /// Show an artifact's status (ID or NAME@VERSION).
     Status { reference: String },
@@ -155,7 +165,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("arca: error: {}", shared::web::function::first_line(&e.to_string()));
+            // clap's whole message: what is wrong, the suggestion ("a similar subcommand
+            // exists"), and the usage line.
+            eprint!("arca: {e}");
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -172,7 +184,7 @@ fn main() -> ExitCode {
         Err(failure) => {
             if out.json() {
                 let document = failure.result.clone().unwrap_or_else(|| failure.to_json());
-                println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+                output::print_line(&serde_json::to_string_pretty(&document).unwrap_or_default());
             }
             eprintln!("arca: error: {:#}", failure.error);
             ExitCode::from(failure.exit)
@@ -189,7 +201,9 @@ async fn run(command: Command, out: &Out) -> Outcome {
         Command::Push { file, name, version, labels, description } => {
             artifacts::push(&file, &name, &version, &labels, &description, out).await
         }
-        Command::Pull { reference, output_file } => artifacts::pull(&reference, output_file, out).await,
+        Command::Pull { reference, output_file, signing_ca } => {
+            artifacts::pull(&reference, output_file, signing_ca.as_deref(), out).await
+        }
         Command::Status { reference } => artifacts::status(&reference, out).await,
         Command::Ls(args) => artifacts::ls(args, out).await,
         Command::Show { reference } => artifacts::show(&reference, out).await,
@@ -228,7 +242,7 @@ async fn run(command: Command, out: &Out) -> Outcome {
         }
         Command::Openapi => {
             let document = shared::web::openapi::document();
-            println!("{}", serde_json::to_string_pretty(document).map_err(anyhow::Error::from)?);
+            output::print_line(&serde_json::to_string_pretty(document).map_err(anyhow::Error::from)?);
             Ok(())
         }
     }
@@ -263,13 +277,15 @@ fn audit_verify(
             document["public_key"].as_str().unwrap_or_default().to_owned()
         }
     };
-    let key = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem).context("the public key is not a P-256 PEM key")?;
+    // Blank lines around the PEM (as `jq -r` and editors leave them) are not part of it.
+    let key =
+        p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim()).context("the public key is not a P-256 PEM key")?;
     let result = shared::core::audit::verify_entries(&entries, &list, Some(&key));
     // The verification report is JSON in both modes.
     if !result.valid {
         let report = serde_json::to_value(&result).map_err(anyhow::Error::from)?;
         if !out.json() {
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            output::print_line(&serde_json::to_string_pretty(&report).unwrap_or_default());
         }
         let error = anyhow::anyhow!("the audit log does not verify");
         return Err(Failure { exit: exit::ERROR, error, result: Some(report) });

@@ -104,13 +104,13 @@ impl Out {
     pub fn emit<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         match self.format {
             Format::Json => match serde_json::to_string_pretty(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => print_line(&s),
                 Err(e) => eprintln!("arca: error: cannot encode the result: {e}"),
             },
             Format::Text => {
                 let text = text();
                 if !text.is_empty() {
-                    println!("{}", text.trim_end_matches('\n'));
+                    print_line(text.trim_end_matches('\n'));
                 }
             }
         }
@@ -119,6 +119,19 @@ impl Out {
     /// A note for people (stderr; never in the way of JSON on stdout).
     pub fn note(&self, text: &str) {
         eprintln!("{text}");
+    }
+}
+
+/// Prints `text` and a newline on stdout. A reader that closed the pipe early (`arca
+/// completion bash | head -1`) wanted no more: that is not an error (`println!` panics).
+pub fn print_line(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+    if let Err(e) = written {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("arca: error: cannot write to stdout: {e}");
+        }
     }
 }
 

@@ -1,8 +1,13 @@
 //! Signing in and staying signed in. `arca login` pins the server's trust anchor (the CA or
 //! self-signed certificate given with `--ca-cert`, or the certificate the server presents,
 //! once its SHA-256 fingerprint is confirmed) and stores it with the session (refresh
-//! token) in the user's config dir, mode 0600. Every later command trusts that anchor only,
-//! refreshes the access token and stores the rotated refresh token. CI sets `ARCA_TOKEN`.
+//! token, and the current access token with its expiry) in the user's config dir, mode
+//! 0600. Every later command trusts that anchor only and reuses the stored access token
+//! while it has more than [`ACCESS_MARGIN_SECS`] left; else it refreshes and stores the
+//! rotated pair. Reading, refreshing and writing the session happen under an exclusive lock
+//! on `credentials.lock` beside it, so concurrent commands (`make -j`, parallel CI steps)
+//! refresh once, one after the other, and never present a rotated refresh token again
+//! (which the server would take for theft). CI sets `ARCA_TOKEN`.
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,6 +27,37 @@ pub struct Credentials {
     pub ca_pem: Option<String>,
     pub username: String,
     pub refresh_token: String,
+    /// PEM of Arca's signing CA (`--signing-ca`): the only anchor `arca pull` verifies
+    /// Arca's signature against.
+    #[serde(default)]
+    pub signing_ca_pem: Option<String>,
+    /// The latest access token and when it expires (Unix seconds); absent in sessions
+    /// stored by older versions (then the first command refreshes).
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub access_expires_at: i64,
+}
+
+/// A stored access token is used only while it has more than this left.
+const ACCESS_MARGIN_SECS: i64 = 60;
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Credentials {
+    /// Stores a token response: the rotated refresh token and the new access token.
+    fn update(&mut self, tokens: &arca_client::TokenResponse) {
+        self.refresh_token.clone_from(&tokens.refresh_token);
+        self.access_token = Some(tokens.access_token.clone());
+        self.access_expires_at = now_secs().saturating_add(tokens.expires_in);
+    }
+
+    /// The stored access token, if it is still good for a while.
+    fn fresh_access_token(&self) -> Option<&str> {
+        self.access_token.as_deref().filter(|_| self.access_expires_at - now_secs() > ACCESS_MARGIN_SECS)
+    }
 }
 
 /// `$XDG_CONFIG_HOME/arca/credentials.json`, else `~/.config/arca/credentials.json`.
@@ -45,18 +81,39 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// A signed-in client: `ARCA_TOKEN` (an API token, for CI) when set, else the stored
-/// session, refreshed (the rotated refresh token is stored).
-pub async fn connect() -> anyhow::Result<Client> {
-    let path = credentials_path()?;
-    let stored = match std::fs::read_to_string(&path) {
-        Ok(text) => Some(
+fn read(path: &Path) -> anyhow::Result<Option<Credentials>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(
             serde_json::from_str::<Credentials>(&text)
                 .with_context(|| format!("{} is corrupt: run `arca login`", path.display()))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// An exclusive lock on `credentials.lock` beside the session, held until dropped; other
+/// `arca` processes of the same user wait for it.
+fn lock_session(path: &Path) -> anyhow::Result<std::fs::File> {
+    let dir = path.parent().context("credentials path")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let lock_path = dir.join("credentials.lock");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&lock_path).with_context(|| format!("cannot open {}", lock_path.display()))?;
+    file.lock().with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    Ok(file)
+}
+
+/// A signed-in client: `ARCA_TOKEN` (an API token, for CI) when set, else the stored
+/// session: its access token while it is fresh, else refreshed under the session lock
+/// (the rotated pair is stored).
+pub async fn connect() -> anyhow::Result<Client> {
+    let path = credentials_path()?;
+    let _lock = if env("ARCA_TOKEN").is_none() { Some(lock_session(&path)?) } else { None };
+    let stored = read(&path)?;
     if let Some(token) = env("ARCA_TOKEN") {
         // CI: the server and its anchor from the environment, else from `arca login`.
         let server = env("ARCA_SERVER")
@@ -95,6 +152,10 @@ pub async fn connect() -> anyhow::Result<Client> {
         None => {}
     }
     let client = builder.build()?;
+    if let Some(token) = creds.fresh_access_token() {
+        client.set_token(Some(token.to_owned()));
+        return Ok(client);
+    }
     let tokens = client.refresh(&creds.refresh_token).await.map_err(|e| match e {
         arca_client::Error::Api(mut p) if p.status == 401 => {
             p.detail = format!("session expired or revoked ({}): run `arca login` again", p.detail);
@@ -102,9 +163,21 @@ pub async fn connect() -> anyhow::Result<Client> {
         }
         other => other,
     })?;
-    creds.refresh_token = tokens.refresh_token;
+    creds.update(&tokens);
     save(&path, &creds)?;
     Ok(client)
+}
+
+/// A signing CA file: PEM with at least one certificate.
+pub fn read_signing_ca(file: &Path, what: &str) -> anyhow::Result<String> {
+    let pem = std::fs::read_to_string(file).with_context(|| format!("{what}: cannot read {}", file.display()))?;
+    shared::core::signing::pem_certs(&pem).with_context(|| format!("{what}: {}", file.display()))?;
+    Ok(pem)
+}
+
+/// The signing CA pinned by `arca login --signing-ca` for `server`, if any.
+pub fn pinned_signing_ca(server: &str) -> anyhow::Result<Option<String>> {
+    Ok(read(&credentials_path()?)?.filter(|c| c.server == server).and_then(|c| c.signing_ca_pem))
 }
 
 /// `arca login` arguments.
@@ -122,6 +195,10 @@ pub struct LoginArgs {
     /// the certificate the server presents is pinned if it matches.
     #[arg(long)]
     pub fingerprint: Option<String>,
+    /// Arca's signing CA (PEM; `arca serve` writes it to <data-dir>/signing/ca.pem): pinned,
+    /// and the only anchor `arca pull` verifies Arca's signature against.
+    #[arg(long, env = "ARCA_SIGNING_CA", value_name = "FILE")]
+    pub signing_ca: Option<PathBuf>,
     /// Read the password from stdin (no TTY needed), like `docker login --password-stdin`.
     #[arg(long)]
     pub password_stdin: bool,
@@ -227,15 +304,19 @@ pub async fn login(args: LoginArgs, out: &Out) -> Outcome {
     let tokens = client.login(&args.username, &password).await?;
     let path = credentials_path()?;
     let (ca_pem, fingerprint) = anchor.map_or((None, None), |(pem, fp)| (Some(pem), Some(fp)));
-    save(
-        &path,
-        &Credentials {
-            server: server.clone(),
-            ca_pem,
-            username: args.username.clone(),
-            refresh_token: tokens.refresh_token,
-        },
-    )?;
+    let signing_ca_pem = args.signing_ca.as_deref().map(|file| read_signing_ca(file, "--signing-ca")).transpose()?;
+    let mut creds = Credentials {
+        server: server.clone(),
+        ca_pem,
+        signing_ca_pem,
+        username: args.username.clone(),
+        refresh_token: String::new(),
+        access_token: None,
+        access_expires_at: 0,
+    };
+    creds.update(&tokens);
+    let _lock = lock_session(&path)?;
+    save(&path, &creds)?;
     let result = serde_json::json!({
         "server": server,
         "username": args.username,

@@ -114,8 +114,9 @@ pub struct PushOptions {
     pub description: String,
     /// Parts sent at once (multipart uploads).
     pub part_concurrency: usize,
-    /// When `NAME@VERSION` exists, still waits for its bytes and has the same digest,
-    /// resume it (skip the parts the store holds) instead of failing.
+    /// When `NAME@VERSION` exists with the same digest: resume it if it still waits for its
+    /// bytes (skip the parts the store holds), else return it (an idempotent push) instead
+    /// of failing; with another digest, fail with `artifact_exists` naming both digests.
     pub resume: bool,
     /// Wait this long for a final status after completing; `None`: return at once.
     pub wait: Option<Duration>,
@@ -209,11 +210,26 @@ impl Client {
         };
         let (id, target) = match self.create_artifact(&declared).await {
             Ok(created) => (created.artifact.id, created.upload),
-            Err(Error::Api(problem)) if options.resume && problem.code == "artifact_exists" => {
+            Err(Error::Api(mut problem)) if options.resume && problem.code == "artifact_exists" => {
                 let existing =
                     self.resolve(&format!("{name}@{version}")).await.map_err(|_| Error::Api(problem.clone()))?;
-                if existing.status != Status::PendingUpload || !existing.sha256.eq_ignore_ascii_case(&sha256) {
+                if !existing.sha256.eq_ignore_ascii_case(&sha256) {
+                    problem.detail = format!(
+                        "{name}@{version} exists with other content (its sha256 {}, this file's {sha256}); \
+                         a version is immutable: push a new version",
+                        existing.sha256
+                    );
                     return Err(Error::Api(problem));
+                }
+                if existing.status != Status::PendingUpload {
+                    // The same bytes were pushed before: that push's artifact and status.
+                    Meter::new(progress, Phase::Uploading, size).note("already uploaded with the same SHA-256");
+                    return match options.wait {
+                        Some(timeout) if !existing.status.is_final() => {
+                            self.wait_final(&existing.id, timeout, progress).await
+                        }
+                        _ => Ok(existing),
+                    };
                 }
                 let target = self.reissue_upload(&existing.id).await?;
                 Meter::new(progress, Phase::Uploading, size).note("resuming an earlier upload");

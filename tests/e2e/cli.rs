@@ -121,8 +121,21 @@ async fn login_without_a_tty_json_everywhere_and_exit_codes() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--password-stdin"), "{}", stderr(&out));
     // A wrong password on stdin: not allowed (4), nothing stored.
-    let args =
-        ["--output", "json", "login", "--server", &arca.url, "-u", "admin", "--ca-cert", cert, "--password-stdin"];
+    let signing_ca = arca.data_dir.join("signing/ca.pem");
+    let args = [
+        "--output",
+        "json",
+        "login",
+        "--server",
+        &arca.url,
+        "-u",
+        "admin",
+        "--ca-cert",
+        cert,
+        "--signing-ca",
+        signing_ca.to_str().unwrap(),
+        "--password-stdin",
+    ];
     let out = user.run_with_stdin(&args, "not-the-password\n");
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let error: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -223,6 +236,20 @@ async fn login_without_a_tty_json_everywhere_and_exit_codes() {
     let (code, report) = user.json(&["audit", "verify", "--log", "audit.ndjson", "--checkpoints", "checkpoints.json"]);
     assert!(report["valid"].is_boolean() && report["entries"].as_i64().unwrap() > 0, "{report}");
     assert_eq!(code, if report["valid"] == true { 0 } else { 1 });
+    // The public key as `jq -r .public_key` writes it (a blank line after the PEM).
+    let document: Value = serde_json::from_slice(&std::fs::read(user.dir.join("checkpoints.json")).unwrap()).unwrap();
+    std::fs::write(user.dir.join("key.pem"), format!("{}\n\n", document["public_key"].as_str().unwrap())).unwrap();
+    let (pinned_code, pinned) = user.json(&[
+        "audit",
+        "verify",
+        "--log",
+        "audit.ndjson",
+        "--checkpoints",
+        "checkpoints.json",
+        "--public-key",
+        "key.pem",
+    ]);
+    assert_eq!((pinned_code, &pinned["valid"]), (code, &report["valid"]), "{pinned}");
     let trivy = crate::helpers::Trivy::from_env();
     let cache = user.dir.join("trivy-cache");
     let out = user
@@ -260,6 +287,12 @@ fn completion_scripts_parse() {
         let out = user.run(&["completion", shell]);
         assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
     }
+    // `arca completion bash | head -1`: the reader closes the pipe before arca writes.
+    let mut child =
+        user.command(&["completion", "bash"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && !stderr(&out).contains("panicked"), "{:?}: {}", out.status, stderr(&out));
 }
 
 /// Issue 10 finding 20: the certificate pinned at login is the only one trusted later; a
@@ -301,11 +334,31 @@ async fn the_trust_anchor_is_pinned_and_file_names_are_sanitised() {
     let pulled = user.ok(&["pull", "dotted@1.0.0"]);
     assert_eq!(Path::new(pulled["path"].as_str().unwrap()), user.dir.join("profile"));
     assert!(!user.dir.join(".profile").exists());
+    // No signing CA pinned at this login: the file is kept, its signature said NOT verified.
+    assert_eq!(pulled["signature_verified"], false, "{pulled}");
     // -o writes where it says.
     std::fs::create_dir_all(user.dir.join("out")).unwrap();
     let pulled = user.ok(&["pull", "dotted@1.0.0", "-o", "out/dotted.tar.gz"]);
     assert_eq!(pulled["path"], "out/dotted.tar.gz");
     assert!(user.dir.join("out/dotted.tar.gz").exists());
+
+    // Issue 21: Arca's signature counts only through the pinned signing CA, never through
+    // the chain the server sends. Pinned to another CA (the other server's, a valid CA that
+    // did not sign this), the served chain is internally consistent and still refused.
+    let foreign_ca = other.data_dir.join("signing/ca.pem");
+    let (code, refused) =
+        user.json(&["pull", "dotted@1.0.0", "-o", "foreign.bin", "--signing-ca", foreign_ca.to_str().unwrap()]);
+    assert_eq!(code, 1, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("pinned signing CA"), "{refused}");
+    assert!(!user.dir.join("foreign.bin").exists(), "a file that does not verify is deleted");
+    // The same, pinned at login; then Arca's own signing CA verifies.
+    let login = [&base[..], &["--fingerprint", &lower, "--signing-ca", foreign_ca.to_str().unwrap()]].concat();
+    assert!(user.run_with_stdin(&login, &password).status.success());
+    let (code, refused) = user.json(&["pull", "dotted@1.0.0", "-o", "foreign.bin"]);
+    assert_eq!(code, 1, "{refused}");
+    let own_ca = arca.data_dir.join("signing/ca.pem");
+    let pulled = user.ok(&["pull", "dotted@1.0.0", "-o", "own.bin", "--signing-ca", own_ca.to_str().unwrap()]);
+    assert_eq!(pulled["signature_verified"], true, "{pulled}");
 
     // The same address now presents another certificate (here: another server, as a
     // man in the middle would): every command refuses it, nothing is downloaded.
@@ -319,4 +372,174 @@ async fn the_trust_anchor_is_pinned_and_file_names_are_sanitised() {
     let message = refused["error"]["message"].as_str().unwrap().to_lowercase();
     assert!(message.contains("certificate") || message.contains("unknownissuer"), "{message}");
     assert!(!user.dir.join("profile").exists());
+}
+
+impl User {
+    /// Signs in as admin with the server's certificate pinned.
+    fn login(&self, arca: &Arca) {
+        let cert = arca.data_dir.join("tls/cert.pem");
+        let args =
+            ["login", "--server", &arca.url, "-u", "admin", "--ca-cert", cert.to_str().unwrap(), "--password-stdin"];
+        let out = self.run_with_stdin(&args, &format!("{ADMIN_PASSWORD}\n"));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    fn session(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.join("config/arca/credentials.json")).unwrap()).unwrap()
+    }
+
+    /// Makes the stored access token look expired: the next command must refresh.
+    fn expire_access_token(&self) {
+        let mut session = self.session();
+        session["access_expires_at"] = Value::from(0);
+        std::fs::write(self.dir.join("config/arca/credentials.json"), serde_json::to_vec(&session).unwrap()).unwrap();
+    }
+
+    /// Runs the commands at once (each with `--output json`); their outputs, in order.
+    fn concurrently(&self, commands: &[&[&str]]) -> Vec<Output> {
+        let children: Vec<_> = commands
+            .iter()
+            .map(|args| {
+                self.command(&[&["--output", "json"], *args].concat())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+    }
+}
+
+/// Issue 22 acceptance 1: four `arca ls` and an `arca push` at once, on one login, all
+/// succeed — when they must refresh the session (the lock makes one refresh and the others
+/// use its access token) and when the stored access token is fresh. A refresh token two
+/// rotations old, presented as from another machine, still revokes the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commands_share_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let user = User::new(&dir.path().join("user"));
+    user.login(&arca);
+    let first = user.session()["refresh_token"].as_str().unwrap().to_owned();
+    for (round, stale) in [(1, true), (2, false)] {
+        if stale {
+            user.expire_access_token();
+        }
+        let file = format!("tool-{round}.tar.gz");
+        std::fs::write(user.dir.join(&file), tar_gz(&[("bin/tool", format!("round {round}").as_bytes())])).unwrap();
+        let ls: &[&str] = &["ls"];
+        let version = format!("{round}.0.0");
+        let push: &[&str] = &["push", &file, "--name", "together", "--version", &version];
+        for (i, out) in user.concurrently(&[ls, ls, push, ls, ls]).iter().enumerate() {
+            assert!(out.status.success(), "round {round}, command {i}: {}", stderr(out));
+        }
+    }
+    // One more rotation: `first` is now two rotations old.
+    user.expire_access_token();
+    user.ok(&["whoami"]);
+    let thief = arca.api(None);
+    let stolen = thief.refresh(&first).await.unwrap_err();
+    assert_eq!(stolen.code(), Some("refresh_token_reused"), "{stolen}");
+    user.expire_access_token();
+    let (code, revoked) = user.json(&["ls"]);
+    assert_eq!(code, 4, "the session is revoked: {revoked}");
+}
+
+/// The server's grace window: the immediately previous refresh token presented again at
+/// once (two clients refreshing together) gets a working pair of the same session; an
+/// older one still counts as theft and revokes the session.
+async fn refresh_grace_window(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend).await.start().await;
+    let api = arca.api(None);
+    let r0 = api.login("admin", ADMIN_PASSWORD).await.unwrap().refresh_token;
+    let r1 = api.refresh(&r0).await.unwrap().refresh_token;
+    // The other client, a moment later, with the token just rotated.
+    let beside = api.refresh(&r0).await.unwrap();
+    assert_ne!(beside.refresh_token, r1);
+    assert_eq!(arca.api(Some(&beside.access_token)).me().await.unwrap().username, "admin");
+    // Both clients go on.
+    let r2 = api.refresh(&r1).await.unwrap().refresh_token;
+    api.refresh(&beside.refresh_token).await.unwrap();
+    // r0 is now older than the latest rotation: theft.
+    let reused = api.refresh(&r0).await.unwrap_err();
+    assert_eq!(reused.code(), Some("refresh_token_reused"), "{reused}");
+    let dead = api.refresh(&r2).await.unwrap_err();
+    assert_eq!(dead.status(), Some(401), "the family is revoked: {dead}");
+}
+crate::both_backends!(refresh_grace_window);
+
+/// Issue 22 acceptance 2: a CI token with the scopes the token form suggests for pushing
+/// (artifacts_read + artifacts_write, no artifacts_read_all) pushes and watches its own
+/// artifact to approval (exit 0); the same push again reports the same artifact (exit 0);
+/// other bytes under that NAME@VERSION fail with a message naming the conflict; a token
+/// without artifacts_read is told which scopes a push needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_token_pushes_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let user = User::new(&dir.path().join("user"));
+    user.login(&arca);
+    let token = |scopes: &[&str]| {
+        let mut args = vec!["token", "create", "--name", "ci"];
+        for scope in scopes {
+            args.extend(["--scope", scope]);
+        }
+        user.ok(&args)["token"].as_str().unwrap().to_owned()
+    };
+    let push_token = token(&["artifacts_read", "artifacts_write"]);
+    let write_only = token(&["artifacts_write"]);
+    let ci = User::new(&dir.path().join("ci"));
+    let cert = arca.data_dir.join("tls/cert.pem");
+    let push = |token: &str, file: &str, bytes: &[u8], name: &str| {
+        std::fs::write(ci.dir.join(file), tar_gz(&[("bin/tool", bytes)])).unwrap();
+        ci.command(&["--output", "json", "push", file, "--name", name, "--version", "1.0.0"])
+            .env("ARCA_TOKEN", token)
+            .env("ARCA_SERVER", &arca.url)
+            .env("ARCA_CA_CERT", &cert)
+            .output()
+            .unwrap()
+    };
+    let json = |out: &Output| -> Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(out)))
+    };
+    let out = push(&push_token, "tool.tar.gz", b"one", "ci-tool");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let first = json(&out);
+    assert_eq!(first["status"], "approved", "{first}");
+    let out = push(&push_token, "tool.tar.gz", b"one", "ci-tool");
+    assert_eq!(out.status.code(), Some(0), "the same push again: {}", stderr(&out));
+    let again = json(&out);
+    assert_eq!((&again["id"], &again["status"]), (&first["id"], &first["status"]), "{again}");
+    let out = push(&push_token, "other.tar.gz", b"two", "ci-tool");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(message.contains("ci-tool@1.0.0 exists with other content"), "{message}");
+    assert!(message.contains(first["sha256"].as_str().unwrap()), "names the existing digest: {message}");
+    let out = push(&write_only, "tool.tar.gz", b"three", "ci-write-only");
+    assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("artifacts_write and artifacts_read"), "{}", stderr(&out));
+}
+
+/// Issue 22 acceptance 6 (the usage errors): clap's whole message, not its first line.
+#[test]
+fn usage_errors_say_what_is_missing_and_suggest() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = User::new(dir.path());
+    let out = user.run(&["push", "file.tar.gz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "arca: error: the following required arguments were not provided:\n  --name <NAME>\n  --version <VERSION>\n\n\
+         Usage: arca push --name <NAME> --version <VERSION> <FILE>\n\nFor more information, try '--help'.\n"
+    );
+    let out = user.run(&["pul", "tool@1.0.0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "arca: error: unrecognized subcommand 'pul'\n\n  tip: some similar subcommands exist: 'push', 'pull'\n\n\
+         Usage: arca [OPTIONS] <COMMAND>\n\nFor more information, try '--help'.\n"
+    );
 }

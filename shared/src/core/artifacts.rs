@@ -165,11 +165,17 @@ pub async fn get(db: &Db, id: &str) -> Result<ArtifactRow, ApiError> {
     find(db, id).await?.ok_or_else(|| ApiError::not_found("no such artifact"))
 }
 
-/// The artifact as `principal` may see it: consumers see approved artifacts only, and
-/// anything else is "not found" to them.
+/// Whether `principal` may see `row`: an approved artifact, one of its own uploads in any
+/// state (so a CI token with `artifacts_read` + `artifacts_write` can watch what it pushed),
+/// or anything with `artifacts_read_all`.
+pub fn visible(row: &ArtifactRow, principal: &Principal) -> bool {
+    row.status() == Status::Approved || row.owner_id == principal.user_id || principal.can(Permission::ArtifactsReadAll)
+}
+
+/// The artifact as `principal` may see it ([`visible`]); anything else is "not found".
 pub async fn find_visible(db: &Db, principal: &Principal, id: &str) -> Result<ArtifactRow, ApiError> {
     let row = get(db, id).await?;
-    if row.status() != Status::Approved && !principal.can(Permission::ArtifactsReadAll) {
+    if !visible(&row, principal) {
         return Err(ApiError::not_found("no such artifact"));
     }
     Ok(row)

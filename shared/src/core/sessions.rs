@@ -1,5 +1,6 @@
 //! Sign-in sessions: an access token plus an opaque refresh token, rotated on every use.
-//! Presenting a rotated refresh token again revokes the whole family (token theft).
+//! Presenting a rotated refresh token again revokes the whole family (token theft), with
+//! one exception, [`REUSE_GRACE_MS`]: see there.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -10,6 +11,17 @@ use super::db::{now_ms, Db};
 use super::jwt::Issuer;
 use super::users::UserRow;
 use crate::with_pool;
+
+/// How long the *immediately previous* refresh token of a family may be presented again
+/// without counting as theft. Two clients of one session that refresh at the same moment
+/// (two browser tabs, two CLI processes on machines sharing a home directory), or a client
+/// whose refresh answer was lost on the way, present the token just rotated a second
+/// time. Within this window that token is answered as Auth0's "rotation overlap" does: a
+/// fresh access token and a new refresh token of the same family, issued beside the current
+/// one (which stays valid, so the client that won the race is not cut off). Still theft,
+/// revoking the family: the previous token after the window, any older token (one that was
+/// rotated before the family's latest rotation), and any reuse once the family is revoked.
+pub const REUSE_GRACE_MS: i64 = 30_000;
 
 /// What a client receives when a session starts or is refreshed.
 pub struct Issued {
@@ -119,12 +131,15 @@ pub async fn refresh(
     .execute(pool)
     .await
     .map(|r| r.rows_affected()))?;
-    if claimed != 1 {
-        revoke_family(db, &row.family_id).await?;
-        return Ok(Refresh::Reused { user_id: row.user_id, family_id: row.family_id });
-    }
     if row.expires_at <= now {
         return Ok(Refresh::Invalid);
+    }
+    if claimed != 1 {
+        if !within_grace(db, &row, now).await? {
+            revoke_family(db, &row.family_id).await?;
+            return Ok(Refresh::Reused { user_id: row.user_id, family_id: row.family_id });
+        }
+        tracing::info!(family = %row.family_id, "the previous refresh token came back within the grace window");
     }
     let user = match crate::core::users::find_by_id(db, &row.user_id).await? {
         Some(user) if !user.disabled => user,
@@ -132,6 +147,25 @@ pub async fn refresh(
     };
     let issued = issue(db, issuer, refresh_ttl, &user, &row.family_id).await?;
     Ok(Refresh::Rotated(Box::new(issued), user))
+}
+
+/// Whether `row`, already used, is its family's most recently rotated token, rotated less
+/// than [`REUSE_GRACE_MS`] ago, in a family that is not revoked.
+async fn within_grace(db: &Db, row: &RefreshRow, now: i64) -> Result<bool, sqlx::Error> {
+    // Read again: a concurrent claim may have set `used_at` after the first read.
+    let (latest, revoked, used_at): (Option<i64>, i64, Option<i64>) = with_pool!(db, |pool| sqlx::query_as(
+        "SELECT (SELECT MAX(used_at) FROM refresh_tokens WHERE family_id = $1), \
+                (SELECT COUNT(*) FROM refresh_tokens WHERE family_id = $1 AND revoked_at IS NOT NULL), \
+                (SELECT used_at FROM refresh_tokens WHERE id = $2)"
+    )
+    .bind(&row.family_id)
+    .bind(&row.id)
+    .fetch_one(pool)
+    .await)?;
+    Ok(match (used_at, latest) {
+        (Some(used), Some(latest)) => revoked == 0 && used == latest && now - used <= REUSE_GRACE_MS,
+        _ => false,
+    })
 }
 
 /// Revokes every refresh token of a family (and so every access token of that session).

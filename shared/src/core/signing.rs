@@ -69,7 +69,8 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-fn pem_certs(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+/// The DER certificates of a PEM bundle (at least one).
+pub fn pem_certs(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .context("not a PEM certificate bundle")?

@@ -94,7 +94,7 @@ pub async fn search(
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<ArtifactPage>, ApiError> {
     let page = Page::parse(query.page, query.per_page, 50, 200)?;
-    let mut status = query
+    let status = query
         .status
         .as_deref()
         .map(|s| Status::parse(s).ok_or_else(|| ApiError::new(Code::InvalidQuery, format!("unknown status '{s}'"))))
@@ -115,12 +115,8 @@ pub async fn search(
     if query.q.as_deref().is_some_and(|q| q.len() > 128) {
         return Err(ApiError::new(Code::InvalidQuery, "q: at most 128 characters"));
     }
-    if !principal.can(Permission::ArtifactsReadAll) {
-        if status.is_some_and(|s| s != Status::Approved) {
-            return Ok(Json(ArtifactPage { items: Vec::new(), total: 0, page: page.page, per_page: page.per_page }));
-        }
-        status = Some(Status::Approved);
-    }
+    // Without `artifacts_read_all`: approved artifacts and one's own uploads (`visible`).
+    let viewer = (!principal.can(Permission::ArtifactsReadAll)).then_some(principal.user_id.as_str());
     let label = match query.label.as_deref().filter(|l| !l.is_empty()) {
         Some(l) => {
             let (k, v) =
@@ -135,10 +131,12 @@ pub async fn search(
     let filter = "($1 IS NULL OR a.name LIKE $1 ESCAPE '\\') AND ($2 IS NULL OR a.status = $2) \
                   AND ($3 IS NULL OR a.labels LIKE $3 ESCAPE '\\') AND ($4 IS NULL OR a.name = $4) \
                   AND ($5 IS NULL OR a.version = $5)";
-    let count_sql = format!("SELECT COUNT(*) FROM artifacts a WHERE {filter}");
+    let mine = |n: u8| format!("(${n} IS NULL OR a.status = 'approved' OR a.owner_id = ${n})");
+    let count_sql = format!("SELECT COUNT(*) FROM artifacts a WHERE {filter} AND {}", mine(6));
     let page_sql = format!(
         "SELECT a.*, u.username AS owner_name FROM artifacts a LEFT JOIN users u ON u.id = a.owner_id \
-         WHERE {filter} ORDER BY {order_by} {direction}, a.id LIMIT $6 OFFSET $7"
+         WHERE {filter} AND {} ORDER BY {order_by} {direction}, a.id LIMIT $6 OFFSET $7",
+        mine(8)
     );
     let status = status.map(Status::as_str);
     let total: i64 = with_pool!(&core.db, |pool| sqlx::query_scalar(&count_sql)
@@ -147,6 +145,7 @@ pub async fn search(
         .bind(label.as_deref())
         .bind(query.name.as_deref())
         .bind(query.version.as_deref())
+        .bind(viewer)
         .fetch_one(pool)
         .await)?;
     let rows: Vec<Listed> = with_pool!(&core.db, |pool| sqlx::query_as(&page_sql)
@@ -157,6 +156,7 @@ pub async fn search(
         .bind(query.version.as_deref())
         .bind(page.per_page)
         .bind(page.offset)
+        .bind(viewer)
         .fetch_all(pool)
         .await)?;
     let ids: Vec<String> = rows.iter().map(|r| r.row.id.clone()).collect();

@@ -104,7 +104,7 @@ async fn downloadable(core: &Core, principal: &Principal, id: &str) -> Result<Ar
     let row = artifacts::get(&core.db, id).await?;
     let status = row.status();
     if status != Status::Approved {
-        if !principal.can(Permission::ArtifactsReadAll) {
+        if !artifacts::visible(&row, principal) {
             return Err(ApiError::not_found("no such artifact"));
         }
         let why =

@@ -50,6 +50,9 @@ function CreateTokenForm({ onCreated }: { onCreated: (t: CreatedToken) => void }
       </Box>
       <Box component="fieldset" sx={{ border: 0, p: 0, m: 0, mt: 1 }}>
         <FormLabel component="legend">Scopes</FormLabel>
+        <Typography variant="body2" color="text.secondary">
+          To push from CI (<code>arca push</code>): artifacts_read and artifacts_write. To pull: artifacts_read and artifacts_download.
+        </Typography>
         <FormGroup row>
           {available.map((p) => (
             <FormControlLabel

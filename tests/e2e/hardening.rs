@@ -745,6 +745,225 @@ async fn a_cut_tail_stays_detected_after_the_next_checkpoint() {
     assert!(report["first_invalid"]["reason"].as_str().unwrap_or_default().contains("checkpoint"), "{report}");
 }
 
+// ---- Issue 21: the audit log against a database writer ----
+
+/// A server signing checkpoints every second, with `requests` audited requests and a
+/// checkpoint covering them; returns (server, admin token, the latest checkpoint's seq).
+async fn checkpointed(dir: &std::path::Path, backend: Backend, requests: usize) -> (Arca, String, i64) {
+    let arca = Arca::builder(dir, backend).await.env("ARCA_AUDIT_CHECKPOINT_SECS", "1").start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    for _ in 0..requests {
+        arca.call(Method::GET, "/api/auth/me", Some(&admin), None).await;
+    }
+    let wanted = requests as i64;
+    assert!(
+        eventually(Duration::from_secs(15), || async { latest_checkpoint(&arca, &admin).await >= wanted }).await,
+        "no checkpoint covers the first {wanted} entries"
+    );
+    let latest = latest_checkpoint(&arca, &admin).await;
+    (arca, admin, latest)
+}
+
+/// After a database writer's change: the checkpoint job refuses (log line, metric), signs
+/// nothing above `forged_from` however the log grows, and verification fails.
+async fn forgery_is_refused(arca: &Arca, admin: &str, db: &TestDb, forged_from: i64) {
+    for _ in 0..40 {
+        arca.call(Method::GET, "/api/auth/me", Some(admin), None).await;
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            arca.stdout.text().contains("audit checkpoint refused: the log was altered")
+        })
+        .await,
+        "the checkpoint job did not notice the forgery"
+    );
+    // Rounds every second: give a few the chance to sign the forged head.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // (A round that read the genuine head just before the change may still store it: that
+    // checkpoint vouches for the removed entries, not for the forged ones.)
+    let forged = db
+        .number(&format!(
+            "SELECT COUNT(*) FROM audit_checkpoints c JOIN audit_log l ON l.seq = c.seq AND l.hash = c.head_hash \
+             WHERE c.seq >= {forged_from}"
+        ))
+        .await;
+    assert_eq!(forged, 0, "a checkpoint was signed over the forged chain");
+    let metrics = arca.call(Method::GET, "/api/metrics", Some(admin), None).await.text().await.unwrap();
+    assert!(!metrics.contains("arca_audit_tampering_total 0"), "{metrics}");
+    let report: Value = arca.call(Method::GET, "/api/audit-logs/verify", Some(admin), None).await.json().await.unwrap();
+    assert_eq!(report["valid"], false, "the forged log verifies: {report}");
+    let reason = report["first_invalid"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("checkpoint"), "{report}");
+}
+
+/// Issue 21 (High): a writer who deletes the newest checkpoints together with the tail
+/// leaves a chain that agrees with every checkpoint still in the database. The signer's
+/// anchor, outside the database, still vouches for the removed head.
+async fn checkpoints_removed_with_the_tail_are_detected(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (arca, admin, latest) = checkpointed(dir.path(), backend, 30).await;
+    let cut = latest - 20;
+    let db = TestDb::of(&arca).await;
+    db.execute_past_triggers(&[
+        &format!("DELETE FROM audit_checkpoints WHERE seq > {cut}"),
+        &format!("DELETE FROM audit_log WHERE seq > {cut}"),
+    ])
+    .await;
+    forgery_is_refused(&arca, &admin, &db, cut + 1).await;
+}
+both_backends!(checkpoints_removed_with_the_tail_are_detected);
+
+/// Issue 21 (High): a writer who rewrites an entry, recomputes every later hash and drops
+/// the checkpoints from that entry on leaves a consistent chain; the anchor still catches it.
+async fn a_rewritten_and_rechained_log_is_detected(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (arca, admin, latest) = checkpointed(dir.path(), backend, 30).await;
+    let db = TestDb::of(&arca).await;
+    // The log is quiet once the last request's entry is in (nothing else runs).
+    let mut head = 0;
+    while db.number("SELECT MAX(seq) FROM audit_log").await != head {
+        head = db.number("SELECT MAX(seq) FROM audit_log").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let from = latest - 20;
+    let mut entries = db.audit_entries().await;
+    let mut statements = vec![format!("DELETE FROM audit_checkpoints WHERE seq >= {from}")];
+    let mut prev = entries[usize::try_from(from - 2).unwrap()].hash.clone();
+    for entry in entries.iter_mut().filter(|e| e.seq >= from) {
+        if entry.seq == from {
+            entry.actor = "mallory".into();
+        }
+        entry.prev_hash = prev;
+        entry.hash = entry.compute_hash();
+        prev = entry.hash.clone();
+        statements.push(format!(
+            "UPDATE audit_log SET actor = '{}', prev_hash = '{}', hash = '{}' WHERE seq = {}",
+            entry.actor, entry.prev_hash, entry.hash, entry.seq
+        ));
+    }
+    db.execute_past_triggers(&statements.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    forgery_is_refused(&arca, &admin, &db, from).await;
+}
+both_backends!(a_rewritten_and_rechained_log_is_detected);
+
+/// Issue 21: the database refuses to change or remove a checkpoint and to store an entry
+/// without a known outcome; a checkpoint signed by another key, or moved to another entry,
+/// fails verification.
+async fn audit_checkpoints_are_append_only_and_forgeries_fail(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let (arca, admin, latest) = checkpointed(dir.path(), backend, 5).await;
+    let db = TestDb::of(&arca).await;
+    for sql in [
+        format!("UPDATE audit_checkpoints SET head_hash = 'x' WHERE seq = {latest}"),
+        format!("DELETE FROM audit_checkpoints WHERE seq = {latest}"),
+    ] {
+        let err = db.refused(&sql).await;
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let err = db
+        .refused(
+            "INSERT INTO audit_log (seq, ts, actor, roles, action, target, outcome, status, client_ip, user_agent, \
+             request_id, details, prev_hash, hash) VALUES (100000, 0, 'mallory', '', 'x', 'x', '', 200, '', '', '', \
+             'null', 'x', 'x')",
+        )
+        .await;
+    assert!(err.contains("outcome"), "{err}");
+
+    let verify = || async {
+        arca.call(Method::GET, "/api/audit-logs/verify", Some(&admin), None).await.json::<Value>().await.unwrap()
+    };
+    assert_eq!(verify().await["valid"], true);
+    // An entry no checkpoint vouches for yet, and its hash.
+    let free = db
+        .number(&format!(
+            "SELECT MIN(seq) FROM audit_log WHERE seq < {latest} AND seq NOT IN (SELECT seq FROM audit_checkpoints)"
+        ))
+        .await;
+    let hash = db.strings(&format!("SELECT hash FROM audit_log WHERE seq = {free}")).await.remove(0);
+    // Signed by a key of the writer's own: inserting is allowed, verifying is not.
+    let work = dir.path();
+    let message = format!("arca-audit-checkpoint:v1:{free}:{hash}:1");
+    std::fs::write(work.join("message"), &message).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(work).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "mallory.pem"]);
+    use base64::Engine;
+    let signature = base64::engine::general_purpose::STANDARD.encode(openssl(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        "mallory.pem",
+        "message",
+    ]));
+    db.execute(&format!(
+        "INSERT INTO audit_checkpoints (seq, head_hash, signed_at, signature) VALUES ({free}, '{hash}', 1, '{signature}')"
+    ))
+    .await;
+    let report = verify().await;
+    assert_eq!(report["valid"], false, "a checkpoint signed by another key verifies: {report}");
+    assert_eq!(report["first_invalid"]["seq"], free, "{report}");
+    assert!(report["first_invalid"]["reason"].as_str().unwrap().contains("not signed by the checkpoint key"));
+    // A genuine checkpoint moved to that entry (its signature covers its own entry).
+    db.execute_past_triggers(&[
+        &format!("DELETE FROM audit_checkpoints WHERE seq = {free}"),
+        &format!("UPDATE audit_checkpoints SET seq = {free}, head_hash = '{hash}' WHERE seq = {latest}"),
+    ])
+    .await;
+    let report = verify().await;
+    assert_eq!(report["valid"], false, "a checkpoint moved to entry {free} verifies: {report}");
+    assert_eq!(report["first_invalid"]["seq"], free, "{report}");
+    assert!(report["first_invalid"]["reason"].as_str().unwrap().contains("not signed by the checkpoint key"));
+}
+both_backends!(audit_checkpoints_are_append_only_and_forgeries_fail);
+
+// ---- Issue 21: filenames ----
+
+/// Issue 21 (High/Low): a filename is pasted into shell commands and shown to people, so
+/// names that mislead either are refused with a problem naming the rule; ordinary names pass.
+async fn filenames_that_mislead_a_reader_or_a_shell_are_refused(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let digest = sha256_hex(b"x");
+    let declare = |filename: &str| {
+        let body = json!({"name": "named", "version": "1.0.0", "filename": filename, "size": 1, "sha256": digest});
+        arca.call(Method::POST, "/api/artifacts", Some(&admin), Some(body))
+    };
+    for (filename, rule) in [
+        ("report$(id>pwned.txt).tar.gz", "shell-special"),
+        ("a`id`.bin", "shell-special"),
+        ("it's.bin", "shell-special"),
+        ("a;b.bin", "shell-special"),
+        ("invoice\u{202E}fdp.exe", "bidirectional"),
+        ("a\u{2066}b.bin", "bidirectional"),
+        ("a\u{200F}b.bin", "bidirectional"),
+        ("a\u{061C}b.bin", "bidirectional"),
+        (".bashrc", "dot"),
+        ("..", "dot"),
+        ("a/b", "path separators"),
+        ("a\\b", "path separators"),
+        ("a\nb", "control"),
+        ("a\u{85}b", "control"),
+    ] {
+        let r = declare(filename).await;
+        assert_eq!(r.status(), 400, "{filename:?} was accepted");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let problem: Value = r.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_field", "{filename:?}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.starts_with("filename: ") && detail.contains(rule), "{filename:?}: {problem}");
+    }
+    for (i, filename) in ["report (1).tar.gz", "tool-1.2.0+build_7.zip", "résumé.pdf"].into_iter().enumerate() {
+        let body = json!({"name": format!("named-{i}"), "version": "1.0.0", "filename": filename, "size": 1, "sha256": digest});
+        let r = arca.call(Method::POST, "/api/artifacts", Some(&admin), Some(body)).await;
+        assert_eq!(r.status(), 201, "{filename:?}: {}", r.text().await.unwrap());
+    }
+}
+both_backends!(filenames_that_mislead_a_reader_or_a_shell_are_refused);
+
 // ---- Finding 14: scan workspaces ----
 
 /// Finding 14: plaintext a crash left in `<data-dir>/scans` is wiped at start-up, and

@@ -633,14 +633,26 @@ impl TestDb {
         }
     }
 
+    /// The error text of a statement the database must refuse (panics if it is accepted).
+    pub async fn refused(&self, sql: &str) -> String {
+        let result = match self {
+            Self::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Self::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        };
+        result.expect_err(&format!("the database accepted: {sql}")).to_string()
+    }
+
     /// Runs statements the way an attacker with database access would: past the triggers
-    /// that keep `audit_log` append-only (SQLite: dropped; PostgreSQL: a superuser session
-    /// in replica mode).
+    /// that keep `audit_log` and `audit_checkpoints` append-only (SQLite: dropped;
+    /// PostgreSQL: a superuser session in replica mode), in one transaction, so the server
+    /// never sees half of the change.
     pub async fn execute_past_triggers(&self, statements: &[&str]) {
+        use sqlx::Connection;
         match self {
             Self::Sqlite(pool) => {
                 let triggers: Vec<String> = sqlx::query_scalar(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'",
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' \
+                     AND tbl_name IN ('audit_log', 'audit_checkpoints')",
                 )
                 .fetch_all(pool)
                 .await
@@ -648,17 +660,30 @@ impl TestDb {
                 for trigger in triggers {
                     sqlx::query(&format!("DROP TRIGGER {trigger}")).execute(pool).await.unwrap();
                 }
+                let mut tx = pool.begin().await.unwrap();
                 for sql in statements {
-                    sqlx::query(sql).execute(pool).await.unwrap();
+                    sqlx::query(sql).execute(&mut *tx).await.unwrap();
                 }
+                tx.commit().await.unwrap();
             }
             Self::Postgres(pool) => {
                 let mut conn = pool.acquire().await.unwrap();
                 sqlx::query("SET session_replication_role = replica").execute(&mut *conn).await.unwrap();
+                let mut tx = conn.begin().await.unwrap();
                 for sql in statements {
-                    sqlx::query(sql).execute(&mut *conn).await.unwrap();
+                    sqlx::query(sql).execute(&mut *tx).await.unwrap();
                 }
+                tx.commit().await.unwrap();
             }
+        }
+    }
+
+    /// Every audit entry, oldest first, read from the database (not itself audited).
+    pub async fn audit_entries(&self) -> Vec<shared::core::audit::AuditEntry> {
+        let sql = "SELECT * FROM audit_log ORDER BY seq";
+        match self {
+            Self::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
+            Self::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await.unwrap(),
         }
     }
 }

@@ -397,8 +397,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Walks the hash chain and checks it reaches the latest signed checkpoint (a log whose
-         *     tail was cut no longer does).
+         * Walks the hash chain and checks it reaches every signed checkpoint and the signer's
+         *     anchor, kept outside the database (a log whose tail was cut no longer does, even when the
+         *     checkpoints that vouched for it were removed too).
          * @description Requires the `audit_read` permission.
          */
         get: operations["verifyAuditLog"];
@@ -1209,7 +1210,10 @@ export interface components {
         NewArtifact: {
             description?: string;
             /**
-             * @description 1 to 255 bytes, no path separators or control characters.
+             * @description 1 to 255 bytes; not starting with a dot; no path separators (`/`, `\`), control
+             *     characters, Unicode bidirectional controls (U+202A–U+202E, U+2066–U+2069, U+200E,
+             *     U+200F, U+061C) or shell-special characters (`` $ ` " ' \ ; & | < > ``). A refusal
+             *     (`invalid_field`) names the rule.
              * @example tool.tar.gz
              */
             filename: string;

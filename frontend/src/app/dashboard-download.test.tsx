@@ -1,4 +1,8 @@
 /** The dashboard (stats, scanner, dead letters) and the browser download (single-use link). */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
@@ -39,5 +43,18 @@ describe('dashboard and download link', () => {
     } finally {
       spy.mockRestore();
     }
+  });
+
+  it('the copyable curl command keeps a hostile filename one word: pasted, it runs nothing', async () => {
+    const filename = "report$(id>pwned.txt)`id`'.tar.gz";
+    state.current.artifacts = [makeArtifact({ id: 'a-evil', status: 'approved', filename })];
+    await renderApp('/artifacts/a-evil', 'consumer');
+    const command = (await screen.findByText(/^curl /, {}, { timeout: 10_000 })).textContent ?? '';
+    // What a shell makes of the command's words after `-o` (curl itself is not run), in an
+    // empty directory the injected `id>pwned.txt` would write to.
+    const cwd = mkdtempSync(join(tmpdir(), 'arca-shell-'));
+    const words = execFileSync('sh', ['-c', `set -- ${command.split(' -o ')[1]}; printf '%s\\n' "$@"`], { cwd, encoding: 'utf8' });
+    expect(readdirSync(cwd)).toEqual([]);
+    expect(words.split('\n')[0]).toBe(filename);
   });
 });

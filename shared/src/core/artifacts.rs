@@ -261,12 +261,34 @@ pub fn validate_version(version: &str) -> Result<(), ApiError> {
         .ok_or_else(|| invalid("version", "1 to 64 of A-Z a-z 0-9 . _ + -, starting with a letter or digit"))
 }
 
+/// Characters a shell acts on inside double quotes or that chain and redirect commands: a
+/// filename is pasted into commands (`curl -o NAME`), so it holds none of them.
+const FILENAME_SHELL_SPECIAL: &str = "$`\"'\\;&|<>";
+
+/// Unicode controls that reorder how text is displayed (`invoice\u{202E}fdp.exe` shows as
+/// `invoiceexe.pdf`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// The filename policy; each refusal names the rule it broke.
 pub fn validate_filename(filename: &str) -> Result<(), ApiError> {
-    let ok = (1..=255).contains(&filename.len())
-        && filename != "."
-        && filename != ".."
-        && !filename.chars().any(|c| c == '/' || c == '\\' || c.is_control());
-    ok.then_some(()).ok_or_else(|| invalid("filename", "1 to 255 bytes, no path separators or control characters"))
+    let rule = if !(1..=255).contains(&filename.len()) {
+        Some("1 to 255 bytes")
+    } else if filename.starts_with('.') {
+        Some("must not start with a dot (hidden files, . and ..)")
+    } else if filename.contains(['/', '\\']) {
+        Some("no path separators (/ or \\)")
+    } else if filename.chars().any(char::is_control) {
+        Some("no control characters")
+    } else if filename.chars().any(is_bidi_control) {
+        Some("no Unicode bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)")
+    } else if filename.contains(|c| FILENAME_SHELL_SPECIAL.contains(c)) {
+        Some("no shell-special characters ($ ` \" ' \\ ; & | < >)")
+    } else {
+        None
+    };
+    rule.map_or(Ok(()), |rule| Err(invalid("filename", rule)))
 }
 
 pub fn validate_sha256(sha256: &str) -> Result<String, ApiError> {

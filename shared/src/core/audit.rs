@@ -17,6 +17,9 @@ use crate::with_pool;
 /// Hash that precedes the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const BATCH: usize = 256;
+/// The outcomes an entry may have; an event with any other (an empty one included) is
+/// refused, here and by the database.
+pub const OUTCOMES: [&str; 4] = ["success", "denied", "failure", "error"];
 /// Lock id serialising writers of the chain across PostgreSQL clients.
 const PG_CHAIN_LOCK: i64 = 0x4152_4341; // "ARCA"
 
@@ -159,6 +162,14 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Message>, enabled: bool) {
                 Err(_) => break,
             }
         }
+        // The database refuses such a row, and a refused batch would be retried forever.
+        events.retain(|event| {
+            let known = OUTCOMES.contains(&event.outcome.as_str());
+            if !known {
+                tracing::error!(action = %event.action, outcome = %event.outcome, "audit: entry refused: unknown outcome");
+            }
+            known
+        });
         if enabled && !events.is_empty() {
             let mut delay = Duration::from_millis(100);
             // Entries are kept until written: a database outage delays them, never drops them.
@@ -396,9 +407,12 @@ impl Checkpoint {
 }
 
 /// The key that signs checkpoints (the `audit` function; `arca serve` keeps one in the data
-/// dir, outside the database).
+/// dir, outside the database), and the signer's anchor: the last checkpoint it signed, kept
+/// in a file beside it, so a database writer who removes checkpoints cannot make it forget
+/// what it vouched for.
 pub struct CheckpointKey {
     key: p256::ecdsa::SigningKey,
+    anchor: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for CheckpointKey {
@@ -408,7 +422,8 @@ impl std::fmt::Debug for CheckpointKey {
 }
 
 impl CheckpointKey {
-    /// From `path` (PKCS#8 PEM), or `<data-dir>/keys/audit-checkpoint.pem` (generated).
+    /// From `path` (PKCS#8 PEM), or `<data-dir>/keys/audit-checkpoint.pem` (generated). The
+    /// anchor is `<data-dir>/audit-anchor.json`.
     pub fn load_or_generate(path: Option<&std::path::Path>, data_dir: &std::path::Path) -> anyhow::Result<Self> {
         use anyhow::Context;
         use p256::pkcs8::DecodePrivateKey;
@@ -430,7 +445,32 @@ impl CheckpointKey {
         };
         let key = p256::ecdsa::SigningKey::from_pkcs8_pem(&pem)
             .context("ARCA_AUDIT_CHECKPOINT_KEY: not a PKCS#8 ECDSA P-256 key")?;
-        Ok(Self { key })
+        Ok(Self { key, anchor: data_dir.join(ANCHOR_FILE) })
+    }
+
+    /// The last checkpoint this signer signed (None before the first). An anchor that cannot
+    /// be read or is not signed by this key is an error naming why.
+    pub fn anchor(&self) -> Result<Option<Checkpoint>, String> {
+        let text = match std::fs::read_to_string(&self.anchor) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("the checkpoint anchor {} cannot be read: {e}", self.anchor.display())),
+        };
+        let anchor: Checkpoint = serde_json::from_str(&text)
+            .map_err(|e| format!("the checkpoint anchor {} is malformed: {e}", self.anchor.display()))?;
+        if !checkpoint_signed_by(&anchor, &self.verifying_key()) {
+            return Err(format!("the checkpoint anchor {} is not signed by the checkpoint key", self.anchor.display()));
+        }
+        Ok(Some(anchor))
+    }
+
+    fn remember(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        use anyhow::Context;
+        if let Some(dir) = self.anchor.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        super::fsutil::write_secret(&self.anchor, &serde_json::to_vec(checkpoint)?)
+            .with_context(|| format!("cannot write the checkpoint anchor {}", self.anchor.display()))
     }
 
     /// A key for `purpose`, derived from this one (single-use export links).
@@ -460,6 +500,9 @@ impl CheckpointKey {
     }
 }
 
+/// The signer's anchor, in its state dir (the data dir).
+const ANCHOR_FILE: &str = "audit-anchor.json";
+
 /// Checks a checkpoint's signature.
 pub fn checkpoint_signed_by(checkpoint: &Checkpoint, key: &p256::ecdsa::VerifyingKey) -> bool {
     use base64::Engine;
@@ -469,27 +512,50 @@ pub fn checkpoint_signed_by(checkpoint: &Checkpoint, key: &p256::ecdsa::Verifyin
     key.verify(checkpoint.message().as_bytes(), &signature).is_ok()
 }
 
+/// What a checkpoint round did.
+#[derive(Debug)]
+pub enum Round {
+    Signed(Checkpoint),
+    /// The latest checkpoint is the head already.
+    UpToDate,
+    /// The log, or its checkpoints, were altered (the reason): nothing was signed.
+    Refused(String),
+}
+
 /// Signs the current head, unless it is already the latest checkpoint. Returns the new one.
-/// Refuses when the log no longer agrees with the latest checkpoint (entries were removed
-/// or rewritten): signing the altered chain would launder it.
-pub async fn checkpoint(db: &Db, key: &CheckpointKey) -> anyhow::Result<Option<Checkpoint>> {
+/// Refuses when the log no longer agrees with the signer's anchor or the latest checkpoint
+/// (entries were removed or rewritten, or checkpoints removed): signing the altered chain
+/// would launder it.
+pub async fn checkpoint(db: &Db, key: &CheckpointKey) -> anyhow::Result<Round> {
     let head: Option<(i64, String)> =
         with_pool!(db, |pool| sqlx::query_as("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(pool)
             .await)?;
-    let Some((seq, head_hash)) = head else { return Ok(None) };
-    if let Some(latest) = latest_checkpoint(db).await? {
-        let hash: Option<String> =
-            with_pool!(db, |pool| sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
-                .bind(latest.seq)
-                .fetch_optional(pool)
-                .await)?;
-        if let Some(broken) = disagreement(&latest, seq, hash) {
-            anyhow::bail!("the audit log no longer agrees with its latest signed checkpoint: {}", broken.reason);
+    let (seq, head_hash) = head.unwrap_or((0, GENESIS.to_owned()));
+    let anchor = match key.anchor() {
+        Ok(anchor) => anchor,
+        Err(reason) => return Ok(Round::Refused(reason)),
+    };
+    let latest = latest_checkpoint(db).await?;
+    if let Some(latest) = latest.as_ref().filter(|c| !checkpoint_signed_by(c, &key.verifying_key())) {
+        return Ok(Round::Refused(format!(
+            "the latest checkpoint (entry {}) is not signed by the checkpoint key",
+            latest.seq
+        )));
+    }
+    for vouched in anchor.iter().chain(latest.iter()) {
+        if let Some(broken) = disagreement(vouched, seq, hash_at(db, vouched.seq).await?) {
+            return Ok(Round::Refused(format!(
+                "the audit log no longer agrees with a signed checkpoint: {}",
+                broken.reason
+            )));
         }
-        if latest.seq >= seq {
-            return Ok(None);
-        }
+    }
+    if let Some(missing) = anchor.as_ref().and_then(|a| checkpoints_removed(a, latest.as_ref())) {
+        return Ok(Round::Refused(missing.reason));
+    }
+    if seq == 0 || latest.as_ref().is_some_and(|l| l.seq >= seq) {
+        return Ok(Round::UpToDate);
     }
     let mut checkpoint = Checkpoint { seq, head_hash, signed_at: now_ms(), signature: String::new() };
     key.sign(&mut checkpoint);
@@ -504,7 +570,29 @@ pub async fn checkpoint(db: &Db, key: &CheckpointKey) -> anyhow::Result<Option<C
     .execute(pool)
     .await
     .map(|_| ()))?;
-    Ok(Some(checkpoint))
+    // After the insert: an anchor is never ahead of the checkpoints in the database.
+    key.remember(&checkpoint)?;
+    Ok(Round::Signed(checkpoint))
+}
+
+/// The hash of the entry at `seq`, if there is one.
+async fn hash_at(db: &Db, seq: i64) -> Result<Option<String>, sqlx::Error> {
+    with_pool!(db, |pool| sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(pool)
+        .await)
+}
+
+/// Why the checkpoints in the database (`latest` the newest) lack the anchored one.
+fn checkpoints_removed(anchor: &Checkpoint, latest: Option<&Checkpoint>) -> Option<BrokenEntry> {
+    (latest.map_or(0, |l| l.seq) < anchor.seq).then(|| BrokenEntry {
+        seq: anchor.seq,
+        reason: format!(
+            "the signer's anchor vouches for a checkpoint at entry {} that the database no longer holds: \
+             checkpoints were removed",
+            anchor.seq
+        ),
+    })
 }
 
 pub async fn latest_checkpoint(db: &Db) -> Result<Option<Checkpoint>, sqlx::Error> {
@@ -614,24 +702,33 @@ fn disagreement(checkpoint: &Checkpoint, entries: i64, hash: Option<String>) -> 
     }
 }
 
-/// Verifies the stored chain, then against the latest signed checkpoint.
-pub async fn verify_with_checkpoints(
-    db: &Db,
-    key: Option<&p256::ecdsa::VerifyingKey>,
-) -> Result<Verification, sqlx::Error> {
+/// Verifies the stored chain, then against every signed checkpoint and the signer's anchor
+/// (which a database writer cannot reach: removing checkpoints with the entries they vouch
+/// for is detected too).
+pub async fn verify_with_checkpoints(db: &Db, key: &CheckpointKey) -> Result<Verification, sqlx::Error> {
     let mut result = verify(db).await?;
     let checkpoints = checkpoints(db).await?;
     let mut hashes = std::collections::HashMap::new();
     for c in &checkpoints {
-        let hash: Option<String> =
-            with_pool!(db, |pool| sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
-                .bind(c.seq)
-                .fetch_optional(pool)
-                .await)?;
-        if let Some(hash) = hash {
+        if let Some(hash) = hash_at(db, c.seq).await? {
             hashes.insert(c.seq, hash);
         }
     }
-    check_against_checkpoints(&mut result, &checkpoints, key, |seq| hashes.get(&seq).cloned());
+    check_against_checkpoints(&mut result, &checkpoints, Some(&key.verifying_key()), |seq| hashes.get(&seq).cloned());
+    if !result.valid {
+        return Ok(result);
+    }
+    let broken = match key.anchor() {
+        Err(reason) => Some(BrokenEntry { seq: 0, reason }),
+        Ok(None) => None,
+        Ok(Some(anchor)) => match disagreement(&anchor, result.entries, hash_at(db, anchor.seq).await?) {
+            Some(broken) => Some(broken),
+            None => checkpoints_removed(&anchor, checkpoints.iter().max_by_key(|c| c.seq)),
+        },
+    };
+    if let Some(broken) = broken {
+        result.valid = false;
+        result.first_invalid = Some(broken);
+    }
     Ok(result)
 }

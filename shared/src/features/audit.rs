@@ -139,15 +139,16 @@ fn export(core: Core, filter: AuditFilter, bounds: Bounds) -> Response {
     ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
 }
 
-/// Walks the hash chain and checks it reaches the latest signed checkpoint (a log whose
-/// tail was cut no longer does).
+/// Walks the hash chain and checks it reaches every signed checkpoint and the signer's
+/// anchor, kept outside the database (a log whose tail was cut no longer does, even when the
+/// checkpoints that vouched for it were removed too).
 #[utoipa::path(get, path = "/api/audit-logs/verify", operation_id = "verifyAuditLog",
     responses((status = 200, body = Verification), (status = 401), (status = 403)))]
 pub async fn verify_chain(
     State(core): State<Core>,
     State(key): State<AuditKey>,
 ) -> Result<Json<Verification>, ApiError> {
-    Ok(Json(audit::verify_with_checkpoints(&core.db, Some(&key.0.verifying_key())).await?))
+    Ok(Json(audit::verify_with_checkpoints(&core.db, &key.0).await?))
 }
 
 /// The signed checkpoints and the public key that verifies them (for offline checks of an
@@ -179,12 +180,12 @@ pub async fn dead_letters(State(core): State<Core>) -> Result<Json<Vec<DeadLette
 /// The background job: sign the chain's head (leased: one replica at a time).
 pub async fn checkpoint(core: &Core, key: &AuditKey) -> anyhow::Result<()> {
     core.audit.flush().await;
-    match audit::checkpoint(&core.db, &key.0).await {
-        Ok(Some(c)) => tracing::info!(seq = c.seq, "audit checkpoint signed"),
-        Ok(None) => {}
-        Err(e) => {
+    match audit::checkpoint(&core.db, &key.0).await? {
+        audit::Round::Signed(c) => tracing::info!(seq = c.seq, "audit checkpoint signed"),
+        audit::Round::UpToDate => {}
+        audit::Round::Refused(reason) => {
             core.metrics.audit_tampering.inc();
-            tracing::error!(error = format!("{e:#}"), "audit checkpoint refused: the log was altered");
+            tracing::error!(error = reason, "audit checkpoint refused: the log was altered");
         }
     }
     Ok(())

@@ -56,7 +56,10 @@ pub struct NewArtifact {
     /// 1 to 64 of A-Z a-z 0-9 . _ + -, starting with a letter or digit.
     #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$", example = "1.2.0")]
     pub version: String,
-    /// 1 to 255 bytes, no path separators or control characters.
+    /// 1 to 255 bytes; not starting with a dot; no path separators (`/`, `\`), control
+    /// characters, Unicode bidirectional controls (U+202A–U+202E, U+2066–U+2069, U+200E,
+    /// U+200F, U+061C) or shell-special characters (`` $ ` " ' \ ; & | < > ``). A refusal
+    /// (`invalid_field`) names the rule.
     #[schema(min_length = 1, max_length = 255, example = "tool.tar.gz")]
     pub filename: String,
     /// Bytes (1 to `ARCA_MAX_ARTIFACT_BYTES`, 5 GiB unless configured).

@@ -47,10 +47,14 @@ pub fn router(dir: &Path, s3_origin: Option<&str>) -> Router {
         .nest_service(
             "/assets",
             tower::ServiceBuilder::new()
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=31536000, immutable"),
-                ))
+                // Only a file that exists is cached for a year: a 404 (an asset of a newer
+                // build asked for early) must not stick.
+                .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, |r: &Response<_>| {
+                    Some(HeaderValue::from_static(match r.status() {
+                        StatusCode::OK | StatusCode::NOT_MODIFIED => "public, max-age=31536000, immutable",
+                        _ => "no-store",
+                    }))
+                }))
                 .service(assets),
         )
         .route("/api", get(api_not_found))

@@ -18,6 +18,7 @@ import DownloadIcon from '@mui/icons-material/Download';
 import type { Artifact, ScanResults } from '@/api/types';
 import { useAuth } from '@/lib/auth';
 import { formatBytes } from '@/lib/format';
+import { shellQuote } from '@/lib/shell';
 import { CopyField } from '@/components/CopyButton';
 import { DateTime } from '@/components/DateTime';
 import { Loading, NotFound, PageHeader } from '@/components/Pages';
@@ -217,8 +218,8 @@ export function ArtifactDetailPage() {
     () =>
       a
         ? {
-            pull: `arca pull ${a.name}@${a.version}`,
-            curl: `curl -fL --oauth2-bearer "$ARCA_TOKEN" -o ${JSON.stringify(a.filename)} ${origin}/api/artifacts/${a.id}/download`,
+            pull: `arca pull ${shellQuote(`${a.name}@${a.version}`)}`,
+            curl: `curl -fL --oauth2-bearer "$ARCA_TOKEN" -o ${shellQuote(a.filename)} ${shellQuote(`${origin}/api/artifacts/${a.id}/download`)}`,
           }
         : null,
     [a, origin],

@@ -31,7 +31,7 @@ const MINIO_SERVICE: &str = "http://minio.arca-data.svc.cluster.local:9000";
 
 /// The rendered deployment, resolved per workload.
 struct Rendered {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     inputs: Vec<PathBuf>,
 }
 
@@ -64,7 +64,7 @@ impl Rendered {
 
         let cert_manager = dir.path().join("cert-manager.yaml");
         std::fs::write(&cert_manager, signing_secret()).unwrap();
-        Self { inputs: vec![render, secrets, cert_manager], dir }
+        Self { inputs: vec![render, secrets, cert_manager], _dir: dir }
     }
 
     /// `kval env` over the inputs (with a fixture's patch): the workloads, or its problems.

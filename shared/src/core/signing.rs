@@ -488,7 +488,7 @@ mod tests {
         params.distinguished_name.push(DnType::CommonName, "arca-ca");
         params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let ca = params.self_signed(&ca_key).unwrap();
+        let ca = params.clone().self_signed(&ca_key).unwrap();
         let dir = tempfile::tempdir().unwrap();
         cert_manager_secret(dir.path(), &ca, &ca_key, false);
         let files = (dir.path().join("tls.key"), dir.path().join("tls.crt"), dir.path().join("ca.crt"));

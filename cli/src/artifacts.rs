@@ -84,7 +84,7 @@ pub async fn push(file: &Path, name: &str, version: &str, labels: &[String], des
 
 /// `arca pull`: the server's file name is sanitised and the file lands in the current
 /// directory unless `-o` says otherwise; kept only if its SHA-256 verifies and, when a
-/// signing CA is pinned (`--signing-ca`, `ARCA_SIGNING_CA`, or `arca login --signing-ca`),
+/// signing CA is pinned (`--signing-ca`, `ARCA_SIGNING_CA`, or `arca login --signing-ca FILE`),
 /// Arca's signature chains to that CA and verifies. The chain comes from the server, so
 /// it counts only through the pinned CA: without one the file is kept, and the result says
 /// `signature_verified: false` with how to pin one (never "verified").

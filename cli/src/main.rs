@@ -64,7 +64,7 @@ enum Command {
         #[arg(short = 'o', long = "output-file", value_name = "PATH")]
         output_file: Option<PathBuf>,
         /// Arca's signing CA (PEM) to verify against, instead of the one pinned by
-        /// `arca login --signing-ca`.
+        /// `arca login --signing-ca FILE`.
         #[arg(long, env = "ARCA_SIGNING_CA", value_name = "FILE")]
         signing_ca: Option<PathBuf>,
     },
@@ -165,9 +165,16 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // clap's whole message: what is wrong, the suggestion ("a similar subcommand
-            // exists"), and the usage line.
-            eprint!("arca: {e}");
+            use clap::error::ErrorKind;
+            match e.kind() {
+                // A bad value (often a setting from the environment): one line naming it.
+                ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::InvalidUtf8 => {
+                    eprintln!("arca: error: {}", shared::web::function::first_line(&e.to_string()));
+                }
+                // A usage mistake: clap's whole message, with what is missing, the suggestion
+                // ("a similar subcommand exists") and the usage line.
+                _ => eprint!("arca: {e}"),
+            }
             return ExitCode::from(exit::USAGE);
         }
     };

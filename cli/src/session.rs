@@ -175,7 +175,7 @@ pub fn read_signing_ca(file: &Path, what: &str) -> anyhow::Result<String> {
     Ok(pem)
 }
 
-/// The signing CA pinned by `arca login --signing-ca` for `server`, if any.
+/// The signing CA pinned by `arca login --signing-ca FILE` for `server`, if any.
 pub fn pinned_signing_ca(server: &str) -> anyhow::Result<Option<String>> {
     Ok(read(&credentials_path()?)?.filter(|c| c.server == server).and_then(|c| c.signing_ca_pem))
 }

@@ -767,6 +767,14 @@ async fn cli_login_and_transparent_refresh() {
         serde_json::from_str::<Value>(&std::fs::read_to_string(p).unwrap()).unwrap()["refresh_token"].clone()
     };
     let before = stored(&creds);
+    // A still-valid access token is reused (no refresh); once it has expired, the next
+    // command refreshes transparently and the refresh token rotates.
+    let out = cli(&["whoami"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stored(&creds), before, "a valid access token needs no refresh");
+    let mut session: Value = serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    session["access_expires_at"] = Value::from(0);
+    std::fs::write(&creds, session.to_string()).unwrap();
     for _ in 0..2 {
         let out = cli(&["whoami"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,9 +1,14 @@
 import '@testing-library/jest-dom/vitest';
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { cleanup } from '@testing-library/react';
+import { cleanup, configure } from '@testing-library/react';
 import { server } from './server';
 import { newState, state } from './mock-api';
 import { setSession } from '@/lib/session';
+
+// findBy*/waitFor wait up to 5 s (not 1 s): on a loaded two-core machine the lazy pages,
+// MUI and the mocked API took longer than a second to render (a test never waits longer
+// than it needs to).
+configure({ asyncUtilTimeout: 5000 });
 
 beforeAll(() => {
   server.listen({ onUnhandledRequest: 'error' });

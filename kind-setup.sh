@@ -7,6 +7,11 @@
 #   ./kind-setup.sh --list-external
 #                              the Secrets/ConfigMaps/namespaces this script (and the add-on
 #                              releases) create outside the Kustomize render (used by kval)
+#   ./kind-setup.sh --existing-cluster
+#                              deploy to the cluster of the current kubectl context (or
+#                              ARCA_CONTEXT) instead of creating a Kind cluster; the images
+#                              must already be in its nodes' container runtime, tagged
+#                              ARCA_IMAGE_TAG (default 0.1.0, as the manifests name them)
 #   ./kind-setup.sh --emit-secrets JWKS_FILE ISSUER
 #                              print, as YAML, the Secrets and ConfigMaps step 9 would apply,
 #                              freshly generated, with JWKS_FILE and ISSUER standing for the
@@ -16,7 +21,12 @@
 # secrets kept, the one-shot Jobs re-run, images rebuilt and rolled out as new revisions).
 #
 # Environment: ARCA_CLUSTER (cluster name, default arca), ARCA_DOMAIN (Knative's domain,
-# default 127.0.0.1.sslip.io; Arca is https://arca.$ARCA_DOMAIN), KIND_NODE_IMAGE.
+# default 127.0.0.1.sslip.io; Arca is https://arca.$ARCA_DOMAIN), KIND_NODE_IMAGE,
+# ARCA_RELEASES (a folder holding the add-on release manifests, named as in their release
+# URLs, e.g. serving-core.yaml: used instead of downloading them), ARCA_MONITORING=0 (the
+# prometheus-operator is not installed and the monitoring stack is not waited for: for a
+# cluster that cannot run their images; the manifest still applies, so its CRDs must be in
+# ARCA_RELEASES/bundle.yaml).
 set -euo pipefail
 
 # ---------------------------------------------------------------- pinned versions
@@ -54,12 +64,17 @@ MODE=apply
 case ${1:-} in
   "") ;;
   --dry-run) MODE=dry-run ;;
+  --existing-cluster) MODE=existing ;;
   --delete) MODE=delete ;;
   --list-external) MODE=list-external ;;
   --emit-secrets) MODE=emit-secrets EMIT_JWKS=${2:-} EMIT_ISSUER=${3:-} ;;
-  -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "kind-setup.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
+if [ "$MODE" = existing ]; then
+  CONTEXT=${ARCA_CONTEXT:-$(kubectl config current-context)}
+fi
+MONITORING=${ARCA_MONITORING:-1}
 
 # ---------------------------------------------------------------- helpers
 STEPS=(prerequisites cluster cert-manager knative-serving kourier knative-eventing
@@ -99,6 +114,16 @@ apply_generated() {
 }
 
 die() { echo "kind-setup.sh: $*" >&2; exit 1; }
+
+# release URL: the release manifest, or its copy in ARCA_RELEASES (named as the URL's file)
+release() {
+  if [ -n "${ARCA_RELEASES:-}" ]; then
+    [ -f "$ARCA_RELEASES/${1##*/}" ] || die "ARCA_RELEASES has no ${1##*/} (for $1)"
+    echo "$ARCA_RELEASES/${1##*/}"
+  else
+    echo "$1"
+  fi
+}
 
 # version_ge A B: is version A >= B (dotted numbers)?
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1)" = "$2" ]; }
@@ -246,7 +271,12 @@ fi
 
 # ---------------------------------------------------------------- 1. prerequisites
 step prerequisites "docker, kind and kubectl with their versions"
-if dry; then
+if [ "$MODE" = existing ]; then
+  for tool in kubectl openssl; do command -v "$tool" >/dev/null || die "missing: $tool"; done
+  kubectl_version=$(kubectl version --client 2>/dev/null | sed -n 's/^Client Version: v\([0-9.]*\).*/\1/p')
+  version_ge "${kubectl_version:-0}" "$MIN_KUBECTL" || die "kubectl ${kubectl_version:-?} is too old: need >= $MIN_KUBECTL"
+  echo "existing cluster (context $CONTEXT): docker and kind are not needed; kubectl $kubectl_version: ok"
+elif dry; then
   echo "(skipped in --dry-run: needs docker >= $MIN_DOCKER with a running engine, kind >= $MIN_KIND, kubectl >= $MIN_KUBECTL, openssl, git)"
 else
   missing=()
@@ -266,7 +296,9 @@ fi
 
 # ---------------------------------------------------------------- 2. cluster
 step cluster "Kind cluster '$CLUSTER' (1 control plane + 2 workers, ports 80/443 on 127.0.0.1)"
-if dry || ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+if [ "$MODE" = existing ]; then
+  echo "existing cluster: $(kubectl --context "$CONTEXT" config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
+elif dry || ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   run kind create cluster --name "$CLUSTER" --image "$KIND_NODE_IMAGE" \
     --config knative/overlays/kind/kind-cluster.yaml --wait 180s
 else
@@ -276,14 +308,14 @@ k wait --for=condition=Ready nodes --all --timeout="$WAIT"
 
 # ---------------------------------------------------------------- 3. cert-manager
 step cert-manager "cert-manager $CERT_MANAGER_VERSION (issues the CA, the ingress and the signing certificates)"
-k apply -f "$CERT_MANAGER_URL"
+k apply -f "$(release "$CERT_MANAGER_URL")"
 k -n cert-manager wait --for=condition=Available deployment --all --timeout="$WAIT"
 
 # ---------------------------------------------------------------- 4. Knative Serving
 step knative-serving "Knative Serving $KNATIVE_VERSION"
-k apply -f "$SERVING_URL/serving-crds.yaml"
+k apply -f "$(release "$SERVING_URL/serving-crds.yaml")"
 k wait --for=condition=Established crd --all --timeout="$WAIT"
-k apply -f "$SERVING_URL/serving-core.yaml"
+k apply -f "$(release "$SERVING_URL/serving-core.yaml")"
 # Arca's public host is arca.<domain>: {{.Name}}.{{.Domain}}, domain claims created on demand
 k -n knative-serving patch configmap config-network --type merge \
   -p '{"data":{"ingress-class":"kourier.ingress.networking.knative.dev","domain-template":"{{.Name}}.{{.Domain}}","autocreate-cluster-domain-claims":"true"}}'
@@ -297,7 +329,7 @@ k -n knative-serving wait --for=condition=Available deployment --all --timeout="
 
 # ---------------------------------------------------------------- 5. Kourier
 step kourier "Kourier $KNATIVE_VERSION (Knative's ingress; TLS with the cert-manager certificate)"
-k apply -f "$KOURIER_URL/kourier.yaml"
+k apply -f "$(release "$KOURIER_URL/kourier.yaml")"
 # Kind has no load balancer: fixed NodePorts, which kind-cluster.yaml maps to 80 and 443
 k -n kourier-system patch service kourier --type merge \
   -p '{"spec":{"type":"NodePort","ports":[{"name":"http2","port":80,"protocol":"TCP","targetPort":8080,"nodePort":31080},{"name":"https","port":443,"protocol":"TCP","targetPort":8443,"nodePort":31443}]}}'
@@ -306,11 +338,11 @@ k -n knative-serving wait --for=condition=Available deployment --all --timeout="
 
 # ---------------------------------------------------------------- 6. Knative Eventing
 step knative-eventing "Knative Eventing $KNATIVE_VERSION (Broker, Triggers, SinkBinding; OIDC sender identity)"
-k apply -f "$EVENTING_URL/eventing-crds.yaml"
+k apply -f "$(release "$EVENTING_URL/eventing-crds.yaml")"
 k wait --for=condition=Established crd --all --timeout="$WAIT"
-k apply -f "$EVENTING_URL/eventing-core.yaml"
-k apply -f "$EVENTING_URL/in-memory-channel.yaml"
-k apply -f "$EVENTING_URL/mt-channel-broker.yaml"
+k apply -f "$(release "$EVENTING_URL/eventing-core.yaml")"
+k apply -f "$(release "$EVENTING_URL/in-memory-channel.yaml")"
+k apply -f "$(release "$EVENTING_URL/mt-channel-broker.yaml")"
 # the Broker sends an OIDC token (audience = the Trigger's subscriber.audience) to scan/sign/ingest
 k -n knative-eventing patch configmap config-features --type merge -p '{"data":{"authentication-oidc":"enabled"}}'
 k -n knative-eventing wait --for=condition=Available deployment --all --timeout="$WAIT"
@@ -318,15 +350,24 @@ k -n knative-eventing wait --for=condition=Available deployment --all --timeout=
 # ---------------------------------------------------------------- 7. monitoring stack
 step monitoring-stack "prometheus-operator $PROMETHEUS_OPERATOR_VERSION (Prometheus, Grafana, Loki and Alloy come with Arca's manifests)"
 # the bundle's CRDs are too large for client-side apply
-k apply --server-side --force-conflicts -f "$PROMETHEUS_OPERATOR_URL"
+k apply --server-side --force-conflicts -f "$(release "$PROMETHEUS_OPERATOR_URL")"
 k wait --for=condition=Established crd --all --timeout="$WAIT"
-k -n default wait --for=condition=Available deployment/prometheus-operator --timeout="$WAIT"
+if [ "$MONITORING" = 0 ]; then
+  echo "ARCA_MONITORING=0: the operator and the monitoring stack are not waited for (their manifests still apply)"
+else
+  k -n default wait --for=condition=Available deployment/prometheus-operator --timeout="$WAIT"
+fi
 
 # ---------------------------------------------------------------- 8. images
 # Images are built without provenance/SBOM attestations (--provenance=false --sbom=false):
 # with Docker's containerd image store an attested image is an index holding attestation
 # manifests, which `kind load` cannot import.
 
+if [ "$MODE" = existing ]; then
+  TAG=${ARCA_IMAGE_TAG:-0.1.0}
+  step images "existing cluster: the images (tag $TAG) must be in its nodes' runtime already"
+  echo "not built here: kind.local/arca-*:$TAG, the MinIO images and PostgreSQL, as the manifests name them"
+else
 TAG=$(image_tag)
 step images "build the images (tag $TAG) and load them into the Kind nodes"
 images=()
@@ -345,6 +386,7 @@ run docker build -f docker/minio.Dockerfile --provenance=false --sbom=false --ta
 run docker build -f docker/minio.Dockerfile --provenance=false --sbom=false --target setup -t "kind.local/arca-minio-setup:$MC_TAG" .
 images+=("kind.local/arca-web:$TAG" "kind.local/arca-gateway:$TAG" "kind.local/arca-minio:$MINIO_TAG" "kind.local/arca-minio-setup:$MC_TAG")
 run kind load docker-image --name "$CLUSTER" "${images[@]}"
+fi
 
 # ---------------------------------------------------------------- 9. namespaces and secrets
 step namespaces-and-secrets "namespaces, then every secret Arca needs (random, generated once, kept on re-runs)"
@@ -411,8 +453,11 @@ k wait --for=condition=Ready certificate --all --all-namespaces --timeout="$WAIT
 # sends the functions that address alone (knative/base/ingress/gateway.conf).
 k -n knative-serving patch configmap config-kourier --type merge \
   -p '{"data":{"certs-secret-namespace":"kourier-system","certs-secret-name":"arca-ingress-tls","use-remote-address":"true","trusted-hops-count":"1"}}'
-k -n knative-serving rollout restart deployment/net-kourier-controller
-k -n knative-serving rollout status deployment/net-kourier-controller --timeout="$WAIT"
+# (an ingress that watches config-kourier, such as a test stand-in, has no controller to restart)
+if dry || kubectl --context "$CONTEXT" -n knative-serving get deployment/net-kourier-controller >/dev/null 2>&1; then
+  k -n knative-serving rollout restart deployment/net-kourier-controller
+  k -n knative-serving rollout status deployment/net-kourier-controller --timeout="$WAIT"
+fi
 
 # ---------------------------------------------------------------- 11. functions
 step functions "the Knative Services (9 functions, the SPA, the gateway), after the migration"
@@ -424,10 +469,12 @@ k -n arca wait --for=condition=Ready ksvc --all --timeout="$WAIT"
 k -n arca wait --for=condition=Ready broker --all --timeout="$WAIT"
 k -n arca wait --for=condition=Ready trigger --all --timeout="$WAIT"
 k -n arca wait --for=condition=Ready sinkbinding --all --timeout="$WAIT"
-k -n arca-monitoring rollout status deployment/grafana --timeout="$WAIT"
-k -n arca-monitoring rollout status deployment/alloy --timeout="$WAIT"
-k -n arca-monitoring rollout status statefulset/loki --timeout="$WAIT"
-k -n arca-monitoring wait --for=condition=Available prometheus/arca --timeout="$WAIT"
+if [ "$MONITORING" != 0 ]; then
+  k -n arca-monitoring rollout status deployment/grafana --timeout="$WAIT"
+  k -n arca-monitoring rollout status deployment/alloy --timeout="$WAIT"
+  k -n arca-monitoring rollout status statefulset/loki --timeout="$WAIT"
+  k -n arca-monitoring wait --for=condition=Available prometheus/arca --timeout="$WAIT"
+fi
 
 # ---------------------------------------------------------------- 13. summary
 step summary "where Arca is and how to sign in"
@@ -442,7 +489,7 @@ Grafana:     kubectl --context $CONTEXT -n arca-monitoring port-forward svc/graf
              user admin, password:
              kubectl --context $CONTEXT -n arca-monitoring get secret arca-grafana-admin -o jsonpath='{.data.password}' | base64 -d; echo
 Prometheus:  kubectl --context $CONTEXT -n arca-monitoring port-forward svc/prometheus-operated 9090:9090
-Tear down:   ./kind-setup.sh --delete
+Tear down:   ./kind-setup.sh --delete   (Kind only; an existing cluster is left as it is)
 EOF
 if ! dry; then
   echo

@@ -8,6 +8,12 @@
 # Base images are pinned by exact tag (no digest recorded here: pin digests when you
 # first pull, e.g. `docker buildx imagetools inspect rust:1.95.0-bookworm`). distroless
 # publishes no version tags; its "nonroot" tag is the non-root variant of debian12.
+#
+# BINARIES=prebuilt takes the binaries from the build context's prebuilt/ folder instead of
+# compiling them (the lab cluster of tools/lab builds its images from host-built binaries):
+#   docker build -f docker/function.Dockerfile --build-arg BINARIES=prebuilt --build-arg FUNCTION=auth CONTEXT
+# where CONTEXT/prebuilt/arca-fn-auth exists.
+ARG BINARIES=build
 
 FROM rust:1.95.0-bookworm AS build
 WORKDIR /src
@@ -29,10 +35,15 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     mkdir -p /out; \
     find target/release -maxdepth 1 -type f -name 'arca-fn-*' -perm -u+x -exec cp {} /out/ \;
 
+FROM scratch AS prebuilt
+COPY prebuilt/ /out/
+
+FROM ${BINARIES} AS binaries
+
 # Runtime: glibc + CA certificates, no shell, no package manager, uid 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot AS function
 ARG FUNCTION
-COPY --from=build /out/arca-fn-${FUNCTION} /usr/local/bin/arca-function
+COPY --from=binaries /out/arca-fn-${FUNCTION} /usr/local/bin/arca-function
 USER 65532:65532
 ENV PORT=8080
 EXPOSE 8080

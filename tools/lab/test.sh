@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# tools/lab/test.sh: the lab cluster test of `make test` (scripts/test.sh runs it).
+# Installs the lab's Debian packages, builds (or finds cached) its programs and images,
+# brings the lab up, deploys Arca with kind-setup.sh --existing-cluster and runs the journey
+# (tools/lab/journey.sh), then checks the lab left nothing behind. Timings on stderr.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/lab/versions.sh
+. "$here/versions.sh"
+t0=$(date +%s)
+say() { echo "== lab: $* ($(($(date +%s) - t0)) s)" >&2; }
+
+packages=(containerd runc containernetworking-plugins iptables conntrack etcd-server podman busybox-static python3-yaml)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+"$here/build.sh" >/dev/null
+say "programs built (cache: $LAB_CACHE)"
+work=$(mktemp -d /tmp/arca-lab-test.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+"$here/images.sh" "$work/images"
+say "images built"
+"$here/releases.sh" "$work/releases" 2>/dev/null
+status=0
+LAB_IMAGES=$work/images "$here/lab.sh" run "$here/journey.sh" "$work/releases" || status=$?
+say "lab done (status $status)"
+"$here/lab.sh" check-clean || status=1
+exit $status

@@ -190,7 +190,7 @@ addon_images() {
     go_image "kind.local/lab/knative-eventing-$(basename "$b"):$KNATIVE_VERSION" "$b"
   done
   go_image "kind.local/lab/coredns:$COREDNS_VERSION" "$LAB_CACHE/coredns-$COREDNS_VERSION/coredns"
-  go_image kind.local/lab/labingress:dev "$("$here/build.sh" --path labingress)/labingress"
+  go_image kind.local/arca-lab-ingress:dev "$("$here/build.sh" --path labingress)/labingress"
   go_image kind.local/lab/labissuer:dev "$("$here/build.sh" --path labissuer)/labissuer"
   mkdir -p "$work/pause/bin" && cp "$LAB_CACHE/pause-1/pause" "$work/pause/pause"
   import_rootfs "$work/pause" localhost/lab/pause-rootfs:1

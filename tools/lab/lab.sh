@@ -31,10 +31,10 @@ SYSCTL_DIR=/proc/sys
 
 check_clean() {
   local left=0
-  if pgrep -f "$LAB_CACHE/k8s-" >/dev/null || pgrep -x containerd >/dev/null || pgrep -x etcd >/dev/null ||
-    pgrep -f containerd-shim >/dev/null; then
+  # the lab's processes all name its folder (configs, data, sockets) in their arguments
+  if pgrep -f "/tmp/arca-lab\." >/dev/null; then
     echo "lab: processes left behind:" >&2
-    pgrep -af "$LAB_CACHE/k8s-|containerd|etcd" >&2 || true
+    pgrep -af "/tmp/arca-lab\." >&2 || true
     left=1
   fi
   local c
@@ -53,8 +53,8 @@ check_clean() {
     left=1
   fi
   # the host keeps its own sysctls (the kubelet's are faked inside the mount namespace)
-  if [ "$(cat $SYSCTL_DIR/vm/overcommit_memory)" != "${HOST_OVERCOMMIT:-$(cat $SYSCTL_DIR/vm/overcommit_memory)}" ] ||
-    [ "$(cat $SYSCTL_DIR/kernel/panic)" != "${HOST_PANIC:-$(cat $SYSCTL_DIR/kernel/panic)}" ]; then
+  if [ -n "${HOST_OVERCOMMIT:-}" ] && { [ "$(cat $SYSCTL_DIR/vm/overcommit_memory)" != "$HOST_OVERCOMMIT" ] ||
+    [ "$(cat $SYSCTL_DIR/kernel/panic)" != "$HOST_PANIC" ]; }; then
     echo "lab: a host sysctl changed" >&2
     left=1
   fi
@@ -126,20 +126,35 @@ inner() {
   ip route add 10.96.0.0/16 dev cni-lab0
   echo 1 >/proc/sys/net/ipv4/ip_forward
 
+  trap 'say "the lab failed to start"; dump_state' ERR
   pki
   start_control_plane
   start_node
   say "node Ready"
   add_ons
+  trap - ERR
   say "lab ready"
   local status=0
   "$@" || status=$?
   if [ $status -ne 0 ]; then
     say "command failed ($status): the lab's state"
-    kubectl get pods -A -o wide >&2 || true
-    kubectl get ksvc,route,ingresses.networking.internal.knative.dev,broker,trigger -A >&2 || true
+    dump_state
   fi
   return $status
+}
+
+# dump_state: what a failure needs to be understood, on stderr
+dump_state() {
+  {
+    kubectl get pods -A -o wide
+    kubectl get ksvc,route,ingresses.networking.internal.knative.dev,broker,trigger -A
+    kubectl get events -A --field-selector type=Warning --sort-by=.lastTimestamp | tail -n 30
+    local p
+    for p in $(kubectl get pods -A --no-headers | awk '$4 != "Running" && $4 != "Completed" {print $1 "/" $2}'); do
+      echo "--- logs of $p"
+      kubectl -n "${p%%/*}" logs "${p#*/}" --all-containers --tail=20
+    done
+  } >&2 2>&1 || true
 }
 
 # kubeconfig NAME CERT KEY SERVER: a kubeconfig file
@@ -276,7 +291,7 @@ EOF
   cat >"$LAB_DIR/cni/net.d/10-lab.conflist" <<EOF
 {"cniVersion": "1.0.0", "name": "lab", "plugins": [
   {"type": "bridge", "bridge": "cni-lab0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "/run/cni-ipam", "ranges": [[{"subnet": "10.244.0.0/24", "rangeStart": "10.244.0.10", "gateway": "10.244.0.1"}]]}},
+   "ipam": {"type": "host-local", "dataDir": "/run/cni-ipam", "ranges": [[{"subnet": "10.244.0.0/24", "rangeStart": "10.244.0.10", "gateway": "10.244.0.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}},
   {"type": "loopback"}]}
 EOF

@@ -14,10 +14,10 @@ policies=/etc/arca-minio-setup
 users_dir=/var/run/arca/minio-users
 export MC_CONFIG_DIR=/tmp/mc
 
-mc alias set arca "$MINIO_URL" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null
-
+# MinIO may still be starting (mc alias set already asks the server): wait for both
 tries=0
-until mc admin info arca >/dev/null 2>&1; do
+until mc alias set arca "$MINIO_URL" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null 2>&1 &&
+  mc admin info arca >/dev/null 2>&1; do
   tries=$((tries + 1))
   if [ "$tries" -ge 60 ]; then
     echo "setup.sh: MinIO at $MINIO_URL is not answering" >&2

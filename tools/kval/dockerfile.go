@@ -139,8 +139,11 @@ func checkDockerfile(name string, members []string) ([]string, error) {
 			if len(rest) >= 3 && strings.EqualFold(rest[1], "AS") {
 				st.name = rest[2]
 			}
+			// FROM ${ARG}: a build argument selects the stage (BINARIES=build|prebuilt), so
+			// every earlier stage may be the one used
+			selectable := strings.Contains(rest[0], "$")
 			for _, prev := range stages {
-				if prev.name != "" && prev.name == st.base {
+				if prev.name != "" && (prev.name == st.base || selectable) {
 					prev.usedBy = true
 				}
 			}
@@ -238,6 +241,9 @@ func checkDockerfile(name string, members []string) ([]string, error) {
 }
 
 func checkImageRef(problems *[]string, line int, image string) {
+	if image == "scratch" { // Docker's reserved empty image: nothing to pin
+		return
+	}
 	if strings.Contains(image, "$") {
 		*problems = append(*problems, fmt.Sprintf("line %d: base image %q depends on an ARG without a default", line, image))
 		return

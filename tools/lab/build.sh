@@ -2,7 +2,7 @@
 # tools/lab/build.sh: the lab cluster's programs, built once from the Go module proxy and
 # cached under ~/.cache/arca/lab/<component>-<version>/ (a warm run only checks they exist).
 #
-#   tools/lab/build.sh [COMPONENT...]   k8s serving eventing coredns mc labingress labissuer
+#   tools/lab/build.sh [COMPONENT...]   k8s serving eventing coredns minio mc labingress labissuer
 #                                       pause (default: all)
 #   tools/lab/build.sh --path labingress|labissuer   the cache folder of that build
 #
@@ -140,14 +140,14 @@ GO
   touch "$out/.complete"
 }
 
-# MinIO's client, for the minio-setup image (MinIO itself: scripts/tools.sh minio)
-build_mc() {
-  local out=$LAB_CACHE/mc-$MC_VERSION
+# MinIO and its client, static (CGO_ENABLED=0) as docker/minio.Dockerfile builds them for
+# its distroless/static base (the tests' MinIO from scripts/tools.sh links glibc)
+build_minio() { # NAME VERSION
+  local out=$LAB_CACHE/$1-$2
   complete "$out" && return 0
-  say "mc $MC_VERSION (~1.5 min cold)"
-  module_dir mc
+  say "$1 $2 (~2-4 min cold)"
   mkdir -p "$out"
-  GOBIN=$out go install -trimpath -ldflags "-s -w" "github.com/minio/mc@$MC_VERSION"
+  GOBIN=$out go install -trimpath -ldflags "-s -w" "github.com/minio/$1@$2"
   touch "$out/.complete"
 }
 
@@ -183,14 +183,15 @@ if [ "${1:-}" = --path ]; then # --path labingress|labissuer: where its binary i
   exit 0
 fi
 components=("$@")
-[ ${#components[@]} -gt 0 ] || components=(k8s serving eventing coredns mc labingress labissuer pause)
+[ ${#components[@]} -gt 0 ] || components=(k8s serving eventing coredns minio mc labingress labissuer pause)
 for c in "${components[@]}"; do
   case $c in
     k8s) build_k8s ;;
     serving) build_serving ;;
     eventing) build_eventing ;;
     coredns) build_coredns ;;
-    mc) build_mc ;;
+    mc) build_minio mc "$MC_VERSION" ;;
+    minio) build_minio minio "$MINIO_VERSION" ;;
     labingress | labissuer) build_local "$c" ;;
     pause) build_pause ;;
     *) echo "lab build: unknown component $c" >&2; exit 2 ;;

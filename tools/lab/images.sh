@@ -26,13 +26,13 @@ say() { echo "lab images: $*" >&2; }
 
 work=$(mktemp -d /tmp/arca-lab-images.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-pm() { podman --root "$work/storage" --runroot "$work/run" --storage-driver vfs "$@"; }
+pm() { podman --root "$work/storage" --runroot "$work/run" --storage-driver overlay "$@"; }
 
 # the base image a Dockerfile stage names: from_of FILE STAGE
 from_of() { sed -n "s/^FROM \([^ ]*\) AS $2\$/\1/p" "$repo/docker/$1"; }
 
 # import_rootfs DIR NAME: a one-layer image of DIR
-import_rootfs() { tar -C "$1" --numeric-owner -c . | pm import - "$2" >/dev/null; }
+import_rootfs() { tar -C "$1" --numeric-owner -c . | pm import -q - "$2" >/dev/null; }
 
 # etc_files DIR USER UID: passwd/group with root, nobody and one service user, /tmp 1777
 etc_files() {
@@ -52,10 +52,11 @@ with_libs() {
   local d=$1 f lib
   shift
   for f in "$@"; do
-    cp -a --parents "$f" "$d"
+    mkdir -p "$d$(dirname "$f")"
+    cp -a "$f" "$d$f"
     if [ ! -f "$f" ] || [ ! -x "$f" ]; then continue; fi
     for lib in $(ldd "$f" 2>/dev/null | grep -o '/[^ ]*' || true); do
-      [ -e "$d$lib" ] || cp -L --parents "$lib" "$d"
+      [ -e "$d$lib" ] || { mkdir -p "$d$(dirname "$lib")" && cp -L "$lib" "$d$lib"; }
     done
   done
 }
@@ -108,7 +109,7 @@ postgres_image() {
   ln -s busybox "$d/bin/sh"
   with_libs "$d" "$pg"/bin/* "$pg/lib" "/usr/share/postgresql/$(basename "$pg")" /usr/share/zoneinfo
   chown 999:999 "$d/var/run/postgresql" "$d/var/lib/postgresql"
-  cat >"$d/usr/local/bin/docker-entrypoint.sh" 2>/dev/null || { mkdir -p "$d/usr/local/bin"; }
+  mkdir -p "$d/usr/local/bin"
   cat >"$d/usr/local/bin/docker-entrypoint.sh" <<EOF
 #!/bin/sh
 # The lab's PostgreSQL entrypoint: the official image's contract, for Debian's $(basename "$pg").
@@ -144,7 +145,7 @@ arca_images() {
     [ -x "$target/arca-fn-$fn" ] || { echo "lab images: $target/arca-fn-$fn is missing (cargo build --workspace --bins)" >&2; exit 1; }
     objcopy --strip-debug "$target/arca-fn-$fn" "$ctx/prebuilt/arca-fn-$fn"
   done
-  cp "$("$repo/scripts/tools.sh" minio)" "$ctx/prebuilt/minio"
+  cp "$LAB_CACHE/minio-$MINIO_VERSION/minio" "$ctx/prebuilt/minio"
   cp "$LAB_CACHE/mc-$MC_VERSION/mc" "$ctx/prebuilt/mc"
   for fn in auth users audit upload artifacts download sign ingest; do
     pm build --pull=never -q -f "$repo/docker/function.Dockerfile" --build-arg BINARIES=prebuilt \
@@ -208,12 +209,49 @@ arca_images
 postgres_image
 arca=("${images[@]}")
 images=()
-say "Kubernetes add-on images (Knative, CoreDNS, the lab ingress, pause)"
-addon_images
+# The add-ons' images depend only on their builds (and this script): cached by that key
+addons_key=$(cat "$0" <(find "$LAB_CACHE" -maxdepth 1 -mindepth 1 ! -name images ! -name debs | sort) <("$here/build.sh" --path labingress) <("$here/build.sh" --path labissuer) |
+  sha256sum | cut -c1-16)
+addons=$LAB_CACHE/images/addons-$addons_key.tar
 rm -f "$out"/*.tar
-pm save -m --format docker-archive -o "$out/arca.tar" "${arca[@]}" >/dev/null
-pm save -m --format docker-archive -o "$out/addons.tar" "${images[@]}" >/dev/null
+if [ ! -f "$addons" ]; then
+  say "Kubernetes add-on images (Knative, CoreDNS, the lab's stand-ins, pause)"
+  addon_images
+  mkdir -p "$LAB_CACHE/images"
+  rm -f "$LAB_CACHE"/images/addons-*.tar
+  pm save -q -m --format docker-archive -o "$addons.partial" "${images[@]}" >/dev/null
+  mv "$addons.partial" "$addons"
+fi
+ln -s "$addons" "$out/addons.tar"
+# Images the manifests name without a registry (PostgreSQL's) are "localhost/..." to podman;
+# the archive names them as the manifests do, so that containerd's import normalizes them
+# the way the kubelet looks them up.
+short=() qualified=()
+for i in "${arca[@]}"; do
+  case $i in
+    */*) case ${i%%/*} in *.* | *:* | localhost) qualified+=("$i") ;; *) short+=("$i") ;; esac ;;
+    *) short+=("$i") ;;
+  esac
+done
+pm save -q -m --format docker-archive -o "$out/arca.tar" "${qualified[@]}" >/dev/null
+if [ ${#short[@]} -gt 0 ]; then
+  pm save -q -m --format docker-archive -o "$work/short.tar" "${short[@]/#/localhost/}" >/dev/null
+  python3 - "$work/short.tar" "$out/short-names.tar" <<'PY'
+import io, json, sys, tarfile
+with tarfile.open(sys.argv[1]) as src, tarfile.open(sys.argv[2], "w") as dst:
+    for member in src.getmembers():
+        data = src.extractfile(member) if member.isfile() else None
+        if member.name == "manifest.json":
+            manifest = json.load(data)
+            for image in manifest:
+                image["RepoTags"] = [t.removeprefix("localhost/") for t in image.get("RepoTags") or []]
+            raw = json.dumps(manifest).encode()
+            member.size = len(raw)
+            data = io.BytesIO(raw)
+        dst.addfile(member, data)
+PY
+fi
 for i in "${arca[@]}"; do
   say "$(pm image inspect --format '{{.Size}}' "$i" | awk '{printf "%6.1f MB", $1/1e6}')  $i"
 done
-say "archives: $(du -sh "$out" | cut -f1)"
+say "archives: $(du -shL "$out" | cut -f1)"

@@ -92,6 +92,7 @@ mount --bind "$work/hosts" /etc/hosts
 kubectl -n cert-manager get secret arca-ca -o jsonpath='{.data.ca\.crt}' | base64 -d >"$work/ca.pem"
 kubectl -n arca get secret arca-admin -o jsonpath='{.data.password}' | base64 -d >"$work/admin-password"
 export HOME=$work/home ARCA_SERVER=https://$host
+login_body=$(python3 -c 'import json,sys; print(json.dumps({"username": "admin", "password": open(sys.argv[1]).read().strip()}))' "$work/admin-password")
 arca=${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}/debug/arca
 arca=$(cd "$repo" && realpath "${ARCA_BIN:-$arca}")
 
@@ -149,6 +150,110 @@ functions_confined() {
   return $bad
 }
 check "every function runs as uid 65532, no capabilities, no-new-privileges, seccomp, read-only root" functions_confined
+
+# ---------------------------------------------------------------- a forged event
+# A pod of Arca's namespace mints a service-account token for ingest's audience (any pod
+# can: the API server signs it) and sends ingest a "deleted" event for the approved
+# artifact. ingest must refuse it (the sender is not the Broker), audit it, and keep the blob.
+forged_event_refused() {
+  local id mc_tag logs token entries
+  id=$("$arca" show lab-demo@1.0.0 -O json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  mc_tag=$(sed -n 's/^ARG MC_VERSION=//p' "$repo/docker/minio.Dockerfile")
+  kubectl -n arca create serviceaccount lab-forger >/dev/null
+  kubectl -n arca apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: lab-forger, namespace: arca}
+spec:
+  serviceAccountName: lab-forger
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: forger
+      image: kind.local/arca-minio-setup:$mc_tag
+      imagePullPolicy: Never
+      command: [sh, -c]
+      args:
+        - >-
+          wget -q -S -O- --header "Authorization: Bearer \$(cat /var/run/forge/token)"
+          --header "Content-Type: application/json" --header "ce-specversion: 1.0"
+          --header "ce-id: forged-$id" --header "ce-source: /arca/ingest"
+          --header "ce-type: dev.arca.artifact.deleted" --header "ce-subject: $id"
+          --post-data '{"id":"$id"}' http://ingest.arca.svc.cluster.local/ 2>&1; echo "wget exit \$?"
+      resources: {requests: {cpu: 10m, memory: 16Mi}, limits: {cpu: 100m, memory: 64Mi}}
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+      volumeMounts: [{name: forge, mountPath: /var/run/forge}]
+  volumes:
+    - name: forge
+      projected:
+        sources: [{serviceAccountToken: {audience: arca-ingest, path: token, expirationSeconds: 600}}]
+YAML
+  kubectl -n arca wait pod/lab-forger --for=jsonpath='{.status.phase}'=Succeeded --timeout=120s >/dev/null || true
+  logs=$(kubectl -n arca logs lab-forger)
+  grep -Eq 'HTTP/1.1 40[13]' <<<"$logs" || { echo "  the forged event was not refused: $logs"; return 1; }
+  "$arca" show lab-demo@1.0.0 -O json | grep -q '"status": *"approved"' || { echo "  the artifact is no longer approved"; return 1; }
+  (cd "$work" && "$arca" pull lab-demo@1.0.0 -o again.bin >/dev/null 2>&1) || { echo "  the artifact's blob is gone"; return 1; }
+  token=$(curl -s --cacert "$work/ca.pem" -H 'Content-Type: application/json' -d "$login_body" "https://$host/api/auth/login" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  entries=$(curl -s --cacert "$work/ca.pem" -H "Authorization: Bearer $token" "https://$host/api/audit-logs?limit=500")
+  grep -q 'lab-forger' <<<"$entries" || { echo "  no audit entry names the forger (system:serviceaccount:arca:lab-forger)"; return 1; }
+}
+check "a forged CloudEvent (a pod's own token for ingest's audience) is refused and audited; the artifact stays" forged_event_refused
+
+# ---------------------------------------------------------------- client addresses behind the edge
+# Three machines outside the cluster (network namespaces on the node's bridge, 10.244.0.201-203)
+# call the edge, each sending its own X-Forwarded-For. Arca must see each one's real address.
+client_ns() { # NAME ADDRESS
+  ip netns add "$1"
+  ip link add "$1-lab" type veth peer name eth0 netns "$1"
+  ip link set "$1-lab" master cni-lab0 up
+  ip -n "$1" addr add "$2/24" dev eth0
+  ip -n "$1" link set eth0 up
+  ip -n "$1" link set lo up
+  ip -n "$1" route add default via 10.244.0.1
+}
+client_ns c1 10.244.0.201
+client_ns c2 10.244.0.202
+client_ns c3 10.244.0.203
+as_client() { # NAME CURL-ARGS...: curl from that machine, a forged X-Forwarded-For on every request
+  local name=$1
+  shift
+  ip netns exec "$name" curl -s --cacert "$work/ca.pem" -H "X-Forwarded-For: 198.51.100.77, 10.244.0.201" "$@"
+}
+admin_token() { # CLIENT
+  as_client "$1" -H 'Content-Type: application/json' -d "$login_body" "https://$host/api/auth/login" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+# per-address login limit: c3 exhausts its own budget with wrong passwords; c1 still signs in
+limited() {
+  local i code=""
+  for ((i = 0; i < 40; i++)); do
+    code=$(as_client c3 -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+      -d '{"username":"admin","password":"wrong"}' "https://$host/api/auth/login")
+    [ "$code" = 429 ] && break
+  done
+  [ "$code" = 429 ] || { echo "  c3 was never limited (last answer $code)"; return 1; }
+  [ -n "$(admin_token c1)" ] || { echo "  c1 could not sign in after c3 was limited"; return 1; }
+  [ -n "$(admin_token c2)" ] || { echo "  c2 could not sign in after c3 was limited"; return 1; }
+}
+check "login limits count each client's real address (c3 limited after wrong passwords; c1 and c2 still sign in)" limited
+# audited by the real address: c2's sign-in is recorded as 10.244.0.202, never the forged ones
+audited() {
+  local token entries
+  token=$(admin_token c1)
+  entries=$(as_client c1 -H "Authorization: Bearer $token" "https://$host/api/audit-logs?limit=500")
+  python3 - "$entries" <<'PY'
+import json, sys
+entries = [e for e in json.loads(sys.argv[1])["entries"] if e.get("action", "").endswith("/api/auth/login")]
+seen = {e.get("client_ip") for e in entries}
+want = {"10.244.0.201", "10.244.0.202", "10.244.0.203"}
+forged = {"198.51.100.77"}
+if not want <= seen or seen & forged:
+    print(f"  audit client addresses: {sorted(a for a in seen if a)}")
+    sys.exit(1)
+PY
+}
+check "the audit log records each client's real address, never the forged X-Forwarded-For" audited
 
 echo "# journey done in $(elapsed): $failures failure(s)"
 [ "$failures" -eq 0 ]

@@ -27,6 +27,7 @@ say() { echo "lab: $* ($(date +%T))" >&2; }
 die() { echo "lab: $*" >&2; exit 1; }
 
 CGROUP_ROOT=arca-lab
+LAB_NODE_CPUS=${LAB_NODE_CPUS:-8}
 SYSCTL_DIR=/proc/sys
 
 check_clean() {
@@ -61,6 +62,28 @@ check_clean() {
   return $left
 }
 
+# kill_lab: SIGKILL the lab's init (the child of unshare), then wait for its processes to go
+kill_lab() {
+  local init i
+  init=$(pgrep -P "$LAB_UNSHARE" 2>/dev/null || true)
+  [ -z "$init" ] || kill -KILL "$init" 2>/dev/null || true
+  kill -KILL "$LAB_UNSHARE" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    pgrep -f "$LAB_DIR" >/dev/null || return 0
+    sleep 0.2
+  done
+}
+
+teardown() {
+  kill_lab
+  remove_cgroups
+  if [ "${LAB_KEEP:-}" = 1 ]; then
+    say "kept $LAB_DIR (LAB_KEEP=1)"
+  else
+    rm -rf "$LAB_DIR"
+  fi
+}
+
 # remove_cgroups: the lab's cgroups, deepest first (they are empty once its processes died)
 remove_cgroups() {
   local c
@@ -82,15 +105,15 @@ outer_run() {
   LAB_DIR=$(mktemp -d /tmp/arca-lab.XXXXXX)
   export LAB_DIR
   local status=0
-  # --kill-child: if this script is killed, the namespace goes too
-  unshare --pid --fork --mount-proc --mount --net --kill-child \
-    "$here/lab.sh" __inner "$@" || status=$?
-  remove_cgroups
-  if [ "${LAB_KEEP:-}" = 1 ]; then
-    say "kept $LAB_DIR (LAB_KEEP=1)"
-  else
-    rm -rf "$LAB_DIR"
-  fi
+  # The namespace's init is the inner script; its end (or a SIGKILL, which even a PID
+  # namespace's init cannot ignore) ends every process of the lab. If this script is
+  # interrupted, the trap sends that SIGKILL.
+  unshare --pid --fork --mount-proc --mount --net --kill-child "$here/lab.sh" __inner "$@" &
+  LAB_UNSHARE=$!
+  trap 'teardown; exit 130' INT TERM HUP
+  wait "$LAB_UNSHARE" || status=$?
+  trap - INT TERM HUP
+  teardown
   if ! check_clean; then
     say "the lab left something behind"
     [ $status -ne 0 ] || status=1
@@ -117,6 +140,15 @@ inner() {
     echo "$value" >"$LAB_DIR/run/sysctl-${f//\//-}"
     mount --bind "$LAB_DIR/run/sysctl-${f//\//-}" "/proc/sys/$f"
   done
+
+  # The node's CPU count, as cadvisor counts it (one sysfs folder per CPU): Arca and Knative
+  # request more than this machine's 2 CPUs, as on a laptop's Kind node with more cores.
+  # Only the lab's own processes see this (containers mount a sysfs of their own); their CPU
+  # limits still hold (cgroup CFS quotas).
+  mount -t tmpfs -o mode=755 lab-node /sys/devices/system/node
+  mount -t tmpfs -o mode=755 lab-cpus /sys/devices/system/cpu
+  for ((f = 0; f < LAB_NODE_CPUS; f++)); do mkdir "/sys/devices/system/cpu/cpu$f"; done
+  echo "0-$((LAB_NODE_CPUS - 1))" >/sys/devices/system/cpu/online
 
   # network: loopback, and the bridge the node and its Pods share
   ip link set lo up
@@ -291,7 +323,7 @@ EOF
   cat >"$LAB_DIR/cni/net.d/10-lab.conflist" <<EOF
 {"cniVersion": "1.0.0", "name": "lab", "plugins": [
   {"type": "bridge", "bridge": "cni-lab0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-   "ipam": {"type": "host-local", "dataDir": "/run/cni-ipam", "ranges": [[{"subnet": "10.244.0.0/24", "rangeStart": "10.244.0.10", "gateway": "10.244.0.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+   "ipam": {"type": "host-local", "dataDir": "/run/cni-ipam", "ranges": [[{"subnet": "10.244.0.0/24", "rangeStart": "10.244.0.10", "rangeEnd": "10.244.0.199", "gateway": "10.244.0.1"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
   {"type": "portmap", "capabilities": {"portMappings": true}},
   {"type": "loopback"}]}
 EOF

@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tools/lab/versions.sh
 . "$here/versions.sh"
 t0=$(date +%s)
+export GOPATH=$HOME/.cache/arca/go GOCACHE=$HOME/.cache/arca/go-build GOFLAGS=-modcacherw GOTOOLCHAIN=local
 say() { echo "== lab: $* ($(($(date +%s) - t0)) s)" >&2; }
 
 packages=(containerd runc containernetworking-plugins iptables conntrack etcd-server podman busybox-static python3-yaml)
@@ -23,13 +24,23 @@ fi
 
 "$here/build.sh" >/dev/null
 say "programs built (cache: $LAB_CACHE)"
+# the stand-ins' own tests (Kourier's and cert-manager's documented behaviour)
+for m in labingress labissuer; do
+  (cd "$here/../$m" && go vet ./... && go test ./... >&2)
+done
+say "the stand-ins' unit tests passed"
 work=$(mktemp -d /tmp/arca-lab-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "$here/images.sh" "$work/images"
 say "images built"
 "$here/releases.sh" "$work/releases" 2>/dev/null
 status=0
-LAB_IMAGES=$work/images "$here/lab.sh" run "$here/journey.sh" "$work/releases" || status=$?
+# in the background, so that an interrupt of this script reaches the lab's own teardown
+LAB_IMAGES=$work/images "$here/lab.sh" run "$here/journey.sh" "$work/releases" &
+lab=$!
+trap 'kill -TERM $lab 2>/dev/null; wait $lab; rm -rf "$work"; exit 130' INT TERM HUP
+wait $lab || status=$?
+trap - INT TERM HUP
 say "lab done (status $status)"
 "$here/lab.sh" check-clean || status=1
 exit $status

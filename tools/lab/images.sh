@@ -159,6 +159,11 @@ arca_images() {
   images+=(kind.local/arca-scan:0.1.0)
   pm build --pull=never -q -f "$repo/docker/gateway.Dockerfile" -t kind.local/arca-gateway:0.1.0 "$ctx" >/dev/null
   images+=(kind.local/arca-gateway:0.1.0)
+  # the web app, built by scripts/web.sh (its nginx is the gateway's base)
+  mkdir -p "$ctx/frontend"
+  cp -r "$repo/frontend/dist" "$repo/frontend/nginx.conf" "$ctx/frontend/"
+  pm build --pull=never -q -f "$repo/docker/web.Dockerfile" --build-arg DIST=prebuilt -t kind.local/arca-web:0.1.0 "$ctx" >/dev/null
+  images+=(kind.local/arca-web:0.1.0)
   local minio_tag mc_tag
   minio_tag=$(sed -n 's/^ARG MINIO_VERSION=//p' "$repo/docker/minio.Dockerfile")
   mc_tag=$(sed -n 's/^ARG MC_VERSION=//p' "$repo/docker/minio.Dockerfile")

@@ -25,6 +25,21 @@ echo "# left out of the lab (cannot run here): Kind's cluster creation (the lab 
 echo "# one-node cluster), Kourier's Envoy (tools/labingress stands in), cert-manager's"
 echo "# controller (tools/labissuer stands in), the monitoring stack's images (ARCA_MONITORING=0)"
 
+# ---------------------------------------------------------------- Trivy's DB, from a registry here
+# No registry on the internet is reachable: the fixture DB is served as Trivy's DB artifact by
+# a registry on the node (what an air-gapped cluster does with ARCA_TRIVY_DB_REPOSITORY).
+mkdir -p "$LAB_DIR/registry/storage" "$LAB_DIR/registry/push"
+printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 10.244.0.1:5000\n' \
+  "$LAB_DIR/registry/storage" >"$LAB_DIR/registry/config.yml"
+OTEL_SDK_DISABLED=true OTEL_TRACES_EXPORTER=none "$LAB_REGISTRY" serve "$LAB_DIR/registry/config.yml" \
+  >"$LAB_DIR/logs/registry.log" 2>&1 &
+for _ in $(seq 60); do curl -sf http://10.244.0.1:5000/v2/ >/dev/null && break; sleep 0.5; done
+tar -czf "$LAB_DIR/registry/push/db.tar.gz" -C "$LAB_TRIVY_DB" trivy.db metadata.json
+(cd "$LAB_DIR/registry/push" && HOME=$PWD "$LAB_ORAS" push --plain-http 10.244.0.1:5000/trivy-db:2 \
+  --artifact-type application/vnd.aquasec.trivy.config.v1+json \
+  db.tar.gz:application/vnd.aquasec.trivy.db.layer.v1.tar+gzip >/dev/null)
+ok "the fixture vulnerability DB is served at 10.244.0.1:5000/trivy-db:2"
+
 # ---------------------------------------------------------------- deploy, as a laptop does
 echo "# kind-setup.sh --existing-cluster"
 if ! ARCA_RELEASES=$releases ARCA_MONITORING=0 "$repo/kind-setup.sh" --existing-cluster >"$LAB_DIR/logs/kind-setup.log" 2>&1; then
@@ -33,6 +48,14 @@ if ! ARCA_RELEASES=$releases ARCA_MONITORING=0 "$repo/kind-setup.sh" --existing-
   exit 1
 fi
 ok "kind-setup.sh --existing-cluster deployed Arca ($(elapsed))"
+
+# scan takes its DB from that registry: a second revision of a Service, under the namespace's quota
+kubectl -n arca patch ksvc scan --type json -p '[{"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": {"name": "ARCA_TRIVY_DB_REPOSITORY", "value": "10.244.0.1:5000/trivy-db:2"}}, {"op": "add", "path": "/spec/template/spec/containers/0/env/-", "value": {"name": "ARCA_TRIVY_DB_INSECURE", "value": "true"}}]' >/dev/null
+second_revision() {
+  kubectl -n arca wait ksvc/scan --for=jsonpath='{.status.latestReadyRevisionName}'=scan-00002 --timeout=300s >/dev/null &&
+    kubectl -n arca wait ksvc/scan --for=condition=Ready --timeout=60s >/dev/null
+}
+check "a second revision (scan-00002, the DB's registry) rolls out under the namespace's quota" second_revision
 
 # ---------------------------------------------------------------- every object admitted and Ready
 ready_all() { # KIND: every object of KIND in namespace arca is Ready
@@ -70,9 +93,9 @@ psa_refuses() {
       echo "  namespace $ns does not enforce restricted"
       return 1
     }
-    out=$(kubectl -n "$ns" run psa-probe --image=localhost/pause:lab --restart=Never \
-      --overrides='{"spec":{"containers":[{"name":"p","image":"localhost/pause:lab","securityContext":{"privileged":true}}]}}' 2>&1) && {
-      echo "  a privileged Pod was admitted in $ns"
+    # a Pod with no securityContext: "baseline" would admit it, "restricted" must not
+    out=$(kubectl -n "$ns" run psa-probe --image=localhost/pause:lab --restart=Never 2>&1) && {
+      echo "  a Pod without runAsNonRoot, seccomp or dropped capabilities was admitted in $ns"
       return 1
     }
     grep -q 'violates PodSecurity "restricted' <<<"$out" || { echo "  $out"; return 1; }
@@ -91,10 +114,10 @@ edge=$(kubectl -n kourier-system get service kourier -o jsonpath='{.spec.cluster
 mount --bind "$work/hosts" /etc/hosts
 kubectl -n cert-manager get secret arca-ca -o jsonpath='{.data.ca\.crt}' | base64 -d >"$work/ca.pem"
 kubectl -n arca get secret arca-admin -o jsonpath='{.data.password}' | base64 -d >"$work/admin-password"
+arca=${ARCA_BIN:-${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}/debug/arca}
+arca=$(cd "$repo" && realpath "$arca")
 export HOME=$work/home ARCA_SERVER=https://$host
 login_body=$(python3 -c 'import json,sys; print(json.dumps({"username": "admin", "password": open(sys.argv[1]).read().strip()}))' "$work/admin-password")
-arca=${CARGO_TARGET_DIR:-$HOME/.cache/arca/target}/debug/arca
-arca=$(cd "$repo" && realpath "${ARCA_BIN:-$arca}")
 
 check "GET https://$host/api/health through the edge (TLS from the cluster's CA)" \
   curl -sf --cacert "$work/ca.pem" -o /dev/null "https://$host/api/health"

@@ -86,10 +86,14 @@ teardown() {
 
 # remove_cgroups: the lab's cgroups, deepest first (they are empty once its processes died)
 remove_cgroups() {
-  local c
-  for c in /sys/fs/cgroup/*/"$CGROUP_ROOT"; do
-    [ -d "$c" ] || continue
-    find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  local c i
+  for ((i = 0; i < 40; i++)); do # a cgroup is busy until its last (killed) process is reaped
+    for c in /sys/fs/cgroup/*/"$CGROUP_ROOT"; do
+      [ -d "$c" ] || continue
+      find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
+    compgen -G "/sys/fs/cgroup/*/$CGROUP_ROOT" >/dev/null || return 0
+    sleep 0.5
   done
 }
 

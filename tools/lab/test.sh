@@ -5,6 +5,7 @@
 # (tools/lab/journey.sh), then checks the lab left nothing behind. Timings on stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
 # shellcheck source=tools/lab/versions.sh
 . "$here/versions.sh"
 t0=$(date +%s)
@@ -31,9 +32,15 @@ done
 say "the stand-ins' unit tests passed"
 work=$(mktemp -d /tmp/arca-lab-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+"$repo/scripts/web.sh" build >/dev/null # the web app's image takes frontend/dist
 "$here/images.sh" "$work/images"
 say "images built"
 "$here/releases.sh" "$work/releases" 2>/dev/null
+# the journey's registry of Trivy's DB: distribution, oras and the fixture DB of the tests
+LAB_REGISTRY=$("$repo/scripts/tools.sh" registry)
+LAB_ORAS=$("$repo/scripts/tools.sh" oras)
+"$repo/scripts/trivy-fixture.sh" "$work/trivy-db" >/dev/null
+export LAB_REGISTRY LAB_ORAS LAB_TRIVY_DB=$work/trivy-db
 status=0
 # in the background, so that an interrupt of this script reaches the lab's own teardown
 LAB_IMAGES=$work/images "$here/lab.sh" run "$here/journey.sh" "$work/releases" &

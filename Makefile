@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/arca/target
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test build web bench fuzz clean-data
+.PHONY: run test build web bench fuzz lab clean-data
 
 # The same build as `make test` (every binary of the workspace, one feature set), so that
 # `make run` after `make test` starts without compiling.
@@ -38,3 +38,8 @@ bench:
 # refuses some for reasons no schema states; see scripts/fuzz.sh).
 fuzz:
 	FUZZ_CASES=$${FUZZ_CASES:-5000} scripts/fuzz.sh
+
+# The lab cluster alone (part of `make test`): a real Kubernetes + Knative on this machine,
+# Arca deployed by kind-setup.sh --existing-cluster, the journey checked (tools/lab).
+lab: build
+	tools/lab/test.sh

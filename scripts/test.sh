@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: install and start what the tests need, then run every test.
 #   scripts/test.sh                      everything (what CI runs): lint, cargo tests, the
-#                                        deployment checks, the API contract, the API fuzz,
+#                                        deployment checks, the lab cluster (tools/lab: a real
+#                                        Kubernetes + Knative running Arca), the API contract, the API fuzz,
 #                                        the web app's tests (vitest, Chromium end to end)
 #   scripts/test.sh --only ARGS...       services up, then `cargo test ARGS` only (no lint,
 #                                        no other suites): for iterating on one test
@@ -108,6 +109,7 @@ suite() { # name, command...
 }
 suite "tests (cargo)" cargo test --workspace --locked --no-fail-fast
 suite "deployment (static checks)" scripts/deploy-check.sh
+suite "lab cluster (Kubernetes, Knative, Arca by kind-setup.sh)" tools/lab/test.sh
 suite "API contract" scripts/api-contract.sh
 suite "API fuzz (schemathesis)" env FUZZ_CASES="${FUZZ_CASES:-1500}" ARCA_TRIVY="$TRIVY_BIN" scripts/fuzz.sh
 suite "web app (typecheck, vitest, Chromium end to end)" scripts/web.sh test

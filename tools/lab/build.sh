@@ -23,7 +23,7 @@ work=$(mktemp -d /tmp/arca-lab-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 module_dir() { mkdir -p "$work/$1" && cd "$work/$1" && go mod init "lab.local/$1" >/dev/null 2>&1; }
 
-# done_marker DIR: the build in DIR is complete
+# complete DIR: the build in DIR is complete
 complete() { [ -f "$1/.complete" ]; }
 
 build_k8s() {

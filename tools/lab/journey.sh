@@ -194,6 +194,15 @@ functions_confined() {
 }
 check "every function runs as uid 65532, no capabilities, no-new-privileges, seccomp, read-only root" functions_confined
 
+# admin_token [CLIENT]: an access token for admin, signed in from that client (as_client, with
+# its forged X-Forwarded-For), else from the lab's own address
+admin_token() {
+  local login=(curl -s --cacert "$work/ca.pem")
+  [ -z "${1:-}" ] || login=(as_client "$1")
+  "${login[@]}" -H 'Content-Type: application/json' -d "$login_body" "https://$host/api/auth/login" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
 # ---------------------------------------------------------------- a forged event
 # A pod of Arca's namespace mints a service-account token for ingest's audience (any pod
 # can: the API server signs it) and sends ingest a "deleted" event for the approved
@@ -236,8 +245,7 @@ YAML
   grep -Eq 'HTTP/1.1 40[13]' <<<"$logs" || { echo "  the forged event was not refused: $logs"; return 1; }
   "$arca" show lab-demo@1.0.0 -O json | grep -q '"status": *"approved"' || { echo "  the artifact is no longer approved"; return 1; }
   (cd "$work" && "$arca" pull lab-demo@1.0.0 -o again.bin >/dev/null 2>&1) || { echo "  the artifact's blob is gone"; return 1; }
-  token=$(curl -s --cacert "$work/ca.pem" -H 'Content-Type: application/json' -d "$login_body" "https://$host/api/auth/login" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  token=$(admin_token)
   entries=$(curl -s --cacert "$work/ca.pem" -H "Authorization: Bearer $token" "https://$host/api/audit-logs?limit=500")
   grep -q 'lab-forger' <<<"$entries" || { echo "  no audit entry names the forger (system:serviceaccount:arca:lab-forger)"; return 1; }
 }
@@ -262,10 +270,6 @@ as_client() { # NAME CURL-ARGS...: curl from that machine, a forged X-Forwarded-
   local name=$1
   shift
   ip netns exec "$name" curl -s --cacert "$work/ca.pem" -H "X-Forwarded-For: 198.51.100.77, 10.244.0.201" "$@"
-}
-admin_token() { # CLIENT
-  as_client "$1" -H 'Content-Type: application/json' -d "$login_body" "https://$host/api/auth/login" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
 # per-address login limit: c3 exhausts its own budget with wrong passwords (for an account of
 # its own: failed sign-ins for admin would lock admin's account, a different control); c1 and

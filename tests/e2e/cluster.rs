@@ -431,6 +431,10 @@ async fn ingress(
 }
 
 // ---- The Broker stand-in: Triggers by type, OIDC, retries with backoff, dead letters ----
+// It answers the relay once every Trigger's delivery has ended (delivered or dead-lettered),
+// as the MT channel-based Broker over an InMemoryChannel does: that channel fans out
+// synchronously (eventing v0.50 pkg/channel/fanout, unless the channel is annotated
+// async-handler), so a publication lasts as long as the subscriber's work and the retries.
 
 struct BrokerState {
     port: u16,
@@ -440,6 +444,9 @@ struct BrokerState {
     /// Artifacts whose next N `uploaded` events the Broker accepts and loses (as an
     /// in-memory channel that restarts does).
     lose: Mutex<HashMap<String, usize>>,
+    /// Artifacts whose `uploaded` event reaches its subscriber only after this long (a slow
+    /// subscriber, seen from the relay through the synchronous channel).
+    stall: Mutex<HashMap<String, Duration>>,
     subscribers: Mutex<HashMap<&'static str, Vec<u16>>>,
     next: AtomicUsize,
     /// Every event the relay published, by id (a redelivery by the relay counts twice).
@@ -482,12 +489,20 @@ async fn broker(State(state): State<Arc<BrokerState>>, headers: HeaderMap, body:
             }
         }
     }
+    if event_type == "dev.arca.artifact.uploaded" {
+        let stall = state.stall.lock().unwrap().get(&header("ce-subject").unwrap_or_default()).copied();
+        if let Some(stall) = stall {
+            tokio::time::sleep(stall).await;
+        }
+    }
+    let mut deliveries = Vec::new();
     for (types, function, audience, trigger) in &state.triggers {
         if types.contains(&event_type.as_str()) {
             let (state, headers, body) = (state.clone(), headers.clone(), body.clone());
-            tokio::spawn(deliver(state, function, audience, trigger, headers, body, id.clone()));
+            deliveries.push(deliver(state, function, audience, trigger, headers, body, id.clone()));
         }
     }
+    futures::future::join_all(deliveries).await;
     StatusCode::ACCEPTED
 }
 
@@ -656,6 +671,7 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
             (&["dev.arca.artifact.deleted"], "scan", "arca-scan", "scan-deleted"),
         ],
         lose: Mutex::new(HashMap::new()),
+        stall: Mutex::new(HashMap::new()),
         subscribers: Mutex::new(["scan", "sign", "ingest"].into_iter().map(|n| (n, ports_of(n))).collect()),
         next: AtomicUsize::new(0),
         received: Mutex::new(Vec::new()),
@@ -885,6 +901,8 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
         "outbox events left undelivered: {undelivered}"
     );
 
+    slow_publications_are_sent_once(&cluster, &token, &pool).await;
+
     // 4) Forged storage notifications change nothing.
     let ingest_url = format!("http://127.0.0.1:{}/storage-events", cluster.ports("ingest")[0]);
     let bytes = clean_tarball("forged");
@@ -951,6 +969,42 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
     );
 
     figures(&mut cluster, &layout, dir.path()).await;
+}
+
+/// 3c) Through the synchronous channel, the `uploaded` event of one artifact takes 15 s to
+/// reach scan: longer than the event lease (3 s here) and than the relay's former 10 s wait.
+/// The relay publishes it once (its claim renewed while it waits), and another artifact's
+/// events go on beside it: that one is approved while the slow one is still scanning.
+async fn slow_publications_are_sent_once(cluster: &Cluster, token: &str, pool: &sqlx::PgPool) {
+    let bytes = clean_tarball("slow-publication");
+    let (slow, target) = create(cluster, token, "slow-publication", "slow.tar.gz", &bytes).await;
+    cluster.broker.stall.lock().unwrap().insert(slow.clone(), Duration::from_secs(15));
+    put(cluster, &target, &bytes).await;
+    let uploaded = "SELECT id FROM outbox WHERE artifact_id = $1 AND event_type = 'dev.arca.artifact.uploaded'";
+    let published = |event: &str| cluster.broker.received.lock().unwrap().iter().filter(|(id, _)| id == event).count();
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            match sqlx::query_scalar::<_, String>(uploaded).bind(&slow).fetch_optional(pool).await.unwrap() {
+                Some(event) => published(&event) > 0,
+                None => false,
+            }
+        })
+        .await,
+        "the uploaded event of {slow} did not reach the Broker"
+    );
+    let event: String = sqlx::query_scalar(uploaded).bind(&slow).fetch_one(pool).await.unwrap();
+
+    let bytes = clean_tarball("beside-a-slow-publication");
+    let (beside, target) = create(cluster, token, "beside-a-slow-publication", "beside.tar.gz", &bytes).await;
+    put(cluster, &target, &bytes).await;
+    wait_status(cluster, token, &beside, "approved", Duration::from_secs(60)).await;
+    assert_eq!(
+        status(cluster, token, &slow).await["status"],
+        "scanning",
+        "another artifact waited for a slow publication (head-of-line blocking in the relay)"
+    );
+    wait_status(cluster, token, &slow, "approved", Duration::from_secs(60)).await;
+    assert_eq!(published(&event), 1, "the relay published the slow event {event} more than once");
 }
 
 /// One CloudEvent in binary mode, as the Broker delivers it, with `bearer` as sender token.

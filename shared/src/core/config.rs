@@ -214,6 +214,13 @@ pub struct ServerArgs {
     #[arg(long, env = "ARCA_SINK_TOKEN_FILE", value_name = "FILE", hide = true)]
     pub sink_token_file: Option<PathBuf>,
 
+    /// How long the relay waits for the Broker to answer one publication, in seconds. A
+    /// channel that delivers synchronously (Knative's InMemoryChannel) answers only after the
+    /// subscriber's work (a scan: up to its deadline) and the Broker's own retries (about two
+    /// minutes): a shorter wait publishes the event again while the first copy is in flight.
+    #[arg(long, env = "ARCA_RELAY_TIMEOUT_SECS", default_value_t = 300, value_name = "SECS", hide = true)]
+    pub relay_timeout_secs: u64,
+
     /// JWKS (file) that verifies the Broker's sender tokens (Knative OIDC).
     #[arg(long, env = "ARCA_EVENT_JWKS", value_name = "FILE")]
     pub event_jwks: Option<PathBuf>,
@@ -652,11 +659,11 @@ impl Config {
             events: EventConfig {
                 lease: Duration::from_secs(args.event_lease_secs),
                 retry_base_ms: args.event_retry_base_ms.clamp(1, 3_600_000),
-                sink: args
-                    .k_sink
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .map(|url| crate::core::outbox::Sink { url, token_file: args.sink_token_file.clone() }),
+                sink: args.k_sink.clone().filter(|s| !s.is_empty()).map(|url| crate::core::outbox::Sink {
+                    url,
+                    token_file: args.sink_token_file.clone(),
+                    timeout: Duration::from_secs(args.relay_timeout_secs.max(1)),
+                }),
                 jwks: args.event_jwks.clone(),
                 issuer: args.event_issuer.clone().filter(|s| !s.is_empty()),
                 audience: args.event_audience.clone().filter(|s| !s.is_empty()),

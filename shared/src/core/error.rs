@@ -138,8 +138,10 @@ impl ApiError {
         Self::new(Code::NotFound, detail)
     }
 
-    /// The object store failed; the cause is logged, the caller is told to retry.
+    /// The object store failed; the cause is logged with its chain (an S3 error's code is
+    /// in its source, not its top line), the caller is told to retry.
     pub fn store_unavailable(cause: impl std::fmt::Display) -> Self {
+        let cause = format!("{cause:#}");
         tracing::error!(error = %cause, "object store request failed");
         Self::new(Code::StoreUnavailable, "the object store did not answer; retry")
     }

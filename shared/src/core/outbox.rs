@@ -376,6 +376,8 @@ fn parse_payload(event: &Claimed) -> Option<Delivery> {
 pub struct Sink {
     pub url: String,
     pub token_file: Option<std::path::PathBuf>,
+    /// The longest wait for the Broker's answer to one publication.
+    pub timeout: Duration,
 }
 
 impl Sink {
@@ -390,10 +392,18 @@ impl Sink {
     }
 }
 
+/// Events the relay publishes at once.
+const RELAY_IN_FLIGHT: usize = 32;
+
 /// Publishes outbox events to the Broker (`K_SINK`) as binary-mode CloudEvents until the
 /// process ends. A 2xx answer marks an event delivered; anything else is retried.
+///
+/// The Broker may answer only once its subscribers have (Knative's InMemoryChannel fans out
+/// synchronously), so one publication can take as long as a scan plus the Broker's retries:
+/// each is its own task, its claim renewed while it waits (never published twice by lease
+/// expiry), and the others go on beside it.
 pub async fn run_relay(db: Db, bus: EventBus, sink: Sink, config: DeliveryConfig, dead: prometheus::IntCounter) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(10)).build() {
+    let client = match reqwest::Client::builder().timeout(sink.timeout).build() {
         Ok(client) => client,
         Err(e) => {
             tracing::error!(error = %e, "relay: cannot build an HTTP client");
@@ -403,35 +413,48 @@ pub async fn run_relay(db: Db, bus: EventBus, sink: Sink, config: DeliveryConfig
     if let Db::Postgres(pool) = &db {
         tokio::spawn(listen(pool.clone(), bus.clone()));
     }
+    let mut sending = tokio::task::JoinSet::new();
     loop {
-        let claimed = match claim_due(&db, &config.owner, config.lease, 32).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                tracing::error!(error = %e, "relay: claiming events failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+        let room = RELAY_IN_FLIGHT - sending.len();
+        let claimed = if room == 0 {
+            Vec::new()
+        } else {
+            match claim_due(&db, &config.owner, config.lease, i64::try_from(room).unwrap_or(1)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(error = %e, "relay: claiming events failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
         };
         if claimed.is_empty() {
-            bus.wait(Duration::from_millis(1000)).await;
+            // Wait for a publication to end (room again) or for news.
+            tokio::select! {
+                Some(_) = sending.join_next(), if !sending.is_empty() => {}
+                () = bus.wait(Duration::from_millis(1000)) => {}
+            }
             continue;
         }
-        let token = sink.token();
-        let sends = claimed.into_iter().map(|event| {
-            let (db, client, sink, config, dead, token) = (&db, &client, &sink.url, &config, &dead, &token);
-            async move {
-                let result = match token {
-                    Ok(token) => publish(client, sink, token.as_deref(), &event).await,
-                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
+        let token = sink.token().map_err(|e| format!("{e:#}"));
+        for event in claimed {
+            let (db, client, url, config, dead, token) =
+                (db.clone(), client.clone(), sink.url.clone(), config.clone(), dead.clone(), token.clone());
+            sending.spawn(async move {
+                let renew = || renew(&db, &event.id, &config.owner, config.lease);
+                let result = match &token {
+                    Ok(token) => {
+                        while_renewing(config.lease, renew, publish(&client, &url, token.as_deref(), &event)).await
+                    }
+                    Err(e) => Err(anyhow::anyhow!("{e}")),
                 };
-                match settle(db, &event, &config.owner, &result, config.retry_base_ms).await {
+                match settle(&db, &event, &config.owner, &result, config.retry_base_ms).await {
                     Ok(true) => dead.inc(),
                     Ok(false) => {}
                     Err(e) => tracing::error!(error = %e, "relay: recording a delivery failed"),
                 }
-            }
-        });
-        futures::future::join_all(sends).await;
+            });
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 #   2. the same command and deny.toml refuse tests/fixtures/deny/vulnerable (tar 0.4.44) and
 #      name its two advisories: the database is read, and an advisory is not let through
 # cargo-deny never fetches the database (--offline) and runs without a network at all where
-# the machine allows it (unshare --net), so a run that tried to fetch would fail here.
+# the machine allows it (unshare --net), so a run that tried to fetch would fail here. The
+# crates it reads the graph of are a build's: `cargo fetch` gets any that is missing first.
 # The web app's `npm audit` is not run: the npm registry reached from here refuses its bulk
 # advisory request (405 Method Not Allowed, only GET and HEAD allowed).
 # cargo-deny is built once per version (scripts/tools.sh, ~/.cache/arca/tools); the snapshot
@@ -23,6 +24,8 @@ SRC=${ARCA_ADVISORY_DB:-../shared/advisory-db}
 # "failed to get HEAD timestamp"; `cargo-deny -L debug check advisories` shows the new name.
 DBS=$HOME/.cache/arca/advisory-dbs
 DB=$DBS/advisory-db-3157b0e258782691
+# deny.toml's [graph] targets: the platform whose crates cargo metadata reads.
+TARGET=x86_64-unknown-linux-gnu
 FIXTURE=$PWD/tests/fixtures/deny/vulnerable
 FIXTURE_ADVISORIES=(RUSTSEC-2026-0067 RUSTSEC-2026-0068)
 
@@ -83,6 +86,11 @@ if stage_db; then
 else
   fail "advisory snapshot could not be staged"
 fi
+
+step "crates of the graph"
+# Already there after a build (make test builds and tests first); fetched from the crate
+# registry otherwise, as a build would. Nothing is fetched when they are all there.
+cargo fetch --locked --target "$TARGET" || fail "cargo fetch (the crates cargo deny reads the graph of)"
 
 step "cargo deny check advisories bans licenses sources (the workspace, offline)"
 if ! "${NONET[@]}" "$DENY" --offline --locked --color never \

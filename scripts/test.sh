@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: install and start what the tests need, then run every test.
 #   scripts/test.sh                      everything (what CI runs): lint, cargo tests, the
-#                                        deployment checks, the lab cluster (tools/lab: a real
+#                                        deployment checks, the dependency checks (cargo deny,
+#                                        offline), the lab cluster (tools/lab: a real
 #                                        Kubernetes + Knative running Arca), the API contract, the API fuzz,
 #                                        the web app's tests (vitest, Chromium end to end)
 #   scripts/test.sh --only ARGS...       services up, then `cargo test ARGS` only (no lint,
@@ -46,6 +47,7 @@ COSIGN_BIN=$(scripts/tools.sh cosign)
 REGISTRY_BIN=$(scripts/tools.sh registry)
 ORAS_BIN=$(scripts/tools.sh oras)
 KVAL_BIN=$(scripts/tools.sh kval)
+scripts/tools.sh cargo-deny >/dev/null # the dependencies suite's checker, built once per version
 export ARCA_TEST_PG_BIN=$PG_BIN ARCA_TEST_MINIO_BIN=$MINIO_BIN ARCA_TEST_TRIVY=$TRIVY_BIN ARCA_TEST_COSIGN=$COSIGN_BIN
 export ARCA_TEST_REGISTRY=$REGISTRY_BIN ARCA_TEST_ORAS=$ORAS_BIN ARCA_TEST_KVAL=$KVAL_BIN
 
@@ -109,6 +111,7 @@ suite() { # name, command...
 }
 suite "tests (cargo)" cargo test --workspace --locked --no-fail-fast
 suite "deployment (static checks)" scripts/deploy-check.sh
+suite "dependencies (cargo deny: advisories offline, licenses, sources, bans)" scripts/deps-check.sh
 suite "lab cluster (Kubernetes, Knative, Arca by kind-setup.sh)" tools/lab/test.sh
 suite "API contract" scripts/api-contract.sh
 suite "API fuzz (schemathesis)" env FUZZ_CASES="${FUZZ_CASES:-1500}" ARCA_TRIVY="$TRIVY_BIN" scripts/fuzz.sh

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Build the external tools the tests run, from the Go module proxy at pinned versions.
-# Idempotent: a tool already built at its pinned version is reused (cached under ~/.cache/arca).
-#   scripts/tools.sh minio|trivy|cosign|registry|oras|kval   prints the path of the binary
+# Build the external tools the tests run, from the Go module proxy (cargo-deny: the Rust crate
+# registry) at pinned versions. Idempotent: a tool already built at its pinned version is
+# reused (cached under ~/.cache/arca).
+#   scripts/tools.sh minio|trivy|cosign|registry|oras|kval|cargo-deny
+#                                                      prints the path of the binary
 #                                                      (kval: tools/kval, keyed by a hash of its sources)
 #   scripts/tools.sh trivy --prefer-path               a `trivy` on PATH at the supported
 #                                                      version (TRIVY_VERSION's minor) if any
@@ -13,6 +15,8 @@ COSIGN_VERSION=v2.6.5
 # An OCI registry and its client, for the Trivy DB download tests (a local mirror on loopback).
 REGISTRY_VERSION=v3.1.2
 ORAS_VERSION=v1.3.6
+# Checks Cargo.lock against the RustSec advisories (an offline copy), licenses, sources, bans.
+CARGO_DENY_VERSION=0.20.2
 
 CACHE=${ARCA_TOOLS_CACHE:-$HOME/.cache/arca}
 export GOPATH=$CACHE/go
@@ -59,5 +63,21 @@ case ${1:-} in
     cd "$(dirname "$0")/../tools/kval"
     hash=$(cat go.mod go.sum ./*.go | sha256sum | cut -c1-16)
     CGO_ENABLED=0 build kval "$hash" go build -o "$GOPATH/bin/kval" . ;;
-  *) echo "usage: $0 minio|trivy|cosign|registry|oras|kval" >&2; exit 2 ;;
+  cargo-deny)
+    # cargo install, with its own lock file (--locked) and a scratch target dir: the
+    # project's target dir (CARGO_TARGET_DIR) stays the project's.
+    out=$BIN/cargo-deny-$CARGO_DENY_VERSION
+    if [ ! -x "$out/bin/cargo-deny" ]; then
+      echo "building cargo-deny $CARGO_DENY_VERSION (first time only; takes minutes)" >&2
+      scratch=$(mktemp -d /tmp/arca-cargo-deny-build.XXXXXX)
+      trap 'rm -rf "$scratch"' EXIT
+      mkdir -p "$BIN"
+      rm -rf "$out.partial"
+      CARGO_TARGET_DIR=$scratch nice -n 5 cargo install --quiet --locked "cargo-deny@$CARGO_DENY_VERSION" \
+        --root "$out.partial" >&2
+      rm -rf "$out"
+      mv "$out.partial" "$out" # whole or not at all: an interrupted build is not taken for done
+    fi
+    echo "$out/bin/cargo-deny" ;;
+  *) echo "usage: $0 minio|trivy|cosign|registry|oras|kval|cargo-deny" >&2; exit 2 ;;
 esac

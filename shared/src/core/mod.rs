@@ -16,6 +16,7 @@ pub mod lockout;
 pub mod netpolicy;
 pub mod outbox;
 pub mod paging;
+pub mod pem;
 pub mod ratelimit;
 pub mod rbac;
 pub mod scan;

@@ -71,8 +71,7 @@ impl std::fmt::Debug for Signer {
 
 /// The DER certificates of a PEM bundle (at least one).
 pub fn pem_certs(pem: &str) -> anyhow::Result<Vec<Vec<u8>>> {
-    let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
+    let certs: Vec<Vec<u8>> = super::pem::certs(pem.as_bytes())
         .context("not a PEM certificate bundle")?
         .into_iter()
         .map(|c| c.to_vec())

@@ -61,9 +61,7 @@ fn generate_self_signed(dir: &Path, cert: &Path, key: &Path) -> anyhow::Result<(
 
 fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path).with_context(|| format!("TLS: cannot read certificate {}", path.display()))?;
-    let certs = rustls_pemfile::certs(&mut pem.as_slice())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("TLS: {} is not a PEM certificate", path.display()))?;
+    let certs = super::pem::certs(&pem).with_context(|| format!("TLS: {} is not a PEM certificate", path.display()))?;
     if certs.is_empty() {
         bail!("TLS: no certificate in {}", path.display());
     }
@@ -72,13 +70,59 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
 
 fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
     let pem = std::fs::read(path).with_context(|| format!("TLS: cannot read key {}", path.display()))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .ok()
-        .flatten()
-        .with_context(|| format!("TLS: no PEM private key in {}", path.display()))
+    super::pem::private_key(&pem).with_context(|| format!("TLS: no PEM private key in {}", path.display()))
 }
 
 /// `AB:CD:…` SHA-256 fingerprint of a DER certificate, as browsers and openssl show it.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
     Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_generated_certificate_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        generate_self_signed(dir.path(), &cert, &key).unwrap();
+        assert_eq!(read_certs(&cert).unwrap().len(), 1);
+        assert!(matches!(read_key(&key).unwrap(), PrivateKeyDer::Pkcs8(_)));
+        // Text around the PEM sections, and sections of other kinds, are skipped.
+        let bundle = dir.path().join("bundle.pem");
+        let cert_pem = std::fs::read_to_string(&cert).unwrap();
+        let key_pem = std::fs::read_to_string(&key).unwrap();
+        std::fs::write(&bundle, format!("subject=localhost\n{key_pem}{cert_pem}{cert_pem}")).unwrap();
+        assert_eq!(read_certs(&bundle).unwrap().len(), 2);
+        assert!(matches!(read_key(&bundle).unwrap(), PrivateKeyDer::Pkcs8(_)));
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        generate_self_signed(dir.path(), &cert, &key).unwrap();
+        let error = |r: anyhow::Result<_>| format!("{:#}", r.err().unwrap());
+
+        assert_eq!(error(read_certs(&key).map(|_| ())), format!("TLS: no certificate in {}", key.display()));
+        assert_eq!(error(read_key(&cert).map(|_| ())), format!("TLS: no PEM private key in {}", cert.display()));
+        let missing = dir.path().join("missing.pem");
+        assert!(error(read_certs(&missing).map(|_| ()))
+            .starts_with(&format!("TLS: cannot read certificate {}: ", missing.display())));
+        assert!(
+            error(read_key(&missing).map(|_| ())).starts_with(&format!("TLS: cannot read key {}: ", missing.display()))
+        );
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n").unwrap();
+        assert!(error(read_certs(&broken).map(|_| ()))
+            .starts_with(&format!("TLS: {} is not a PEM certificate: ", broken.display())));
+        let unterminated = dir.path().join("unterminated.pem");
+        std::fs::write(&unterminated, "-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
+        assert_eq!(
+            error(read_certs(&unterminated).map(|_| ())),
+            format!(r#"TLS: {} is not a PEM certificate: section end "CERTIFICATE" missing"#, unterminated.display())
+        );
+        assert_eq!(error(read_key(&broken).map(|_| ())), format!("TLS: no PEM private key in {}", broken.display()));
+    }
 }

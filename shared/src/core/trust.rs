@@ -21,9 +21,7 @@ impl TrustBundle {
         let Some(path) = path else { return Ok(Self::default()) };
         let pem = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("ARCA_TRUST_BUNDLE: cannot read {}: {e}", path.display()))?;
-        let certs = rustls_pemfile::certs(&mut pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| anyhow::anyhow!("ARCA_TRUST_BUNDLE: {e}"))?;
+        let certs = super::pem::certs(pem.as_bytes()).map_err(|e| anyhow::anyhow!("ARCA_TRUST_BUNDLE: {e}"))?;
         anyhow::ensure!(!certs.is_empty(), "ARCA_TRUST_BUNDLE: no certificate in {}", path.display());
         Ok(Self(certs.into_iter().map(|c| c.to_vec()).collect()))
     }
@@ -53,7 +51,7 @@ fn is_ca(cert: &X509Certificate<'_>) -> bool {
 
 /// Checks a publisher's signature over an artifact whose SHA-256 is `digest`.
 pub fn check(trust: &TrustBundle, digest: &[u8; 32], signature_der: &[u8], chain_pem: &str) -> Verdict {
-    let ders: Vec<Vec<u8>> = match rustls_pemfile::certs(&mut chain_pem.as_bytes()).collect::<Result<Vec<_>, _>>() {
+    let ders: Vec<Vec<u8>> = match super::pem::certs(chain_pem.as_bytes()) {
         Ok(certs) if !certs.is_empty() => certs.into_iter().map(|c| c.to_vec()).collect(),
         _ => return verdict("invalid", "certificate_chain: not a PEM certificate chain", None),
     };

@@ -44,7 +44,7 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     config: &Config,
 ) -> anyhow::Result<()> {
-    let handle = Handle::new();
+    let handle = Handle::<SocketAddr>::new();
     tokio::spawn(shutdown_on_signal(handle.clone(), config.shutdown_timeout));
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let limits =
@@ -54,12 +54,12 @@ pub async fn serve(
             let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
                 .handshake_timeout(config.server.header_timeout)
                 .acceptor(limits);
-            let mut server = axum_server::from_tcp(listener).acceptor(acceptor);
+            let mut server = axum_server::from_tcp(listener).context("listener")?.acceptor(acceptor);
             tune(server.http_builder(), config);
             server.handle(handle).serve(service).await
         }
         None => {
-            let mut server = axum_server::from_tcp(listener).acceptor(limits);
+            let mut server = axum_server::from_tcp(listener).context("listener")?.acceptor(limits);
             tune(server.http_builder(), config);
             server.handle(handle).serve(service).await
         }
@@ -206,7 +206,7 @@ impl AsyncWrite for IdleStream {
     }
 }
 
-async fn shutdown_on_signal(handle: Handle, timeout: Duration) {
+async fn shutdown_on_signal(handle: Handle<SocketAddr>, timeout: Duration) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

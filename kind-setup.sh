@@ -150,6 +150,7 @@ Secret arca-data/arca-postgres
 Secret arca-data/arca-minio
 Secret arca-data/arca-minio-users
 Secret arca/arca-db
+Secret arca/arca-db-roles
 Secret arca/arca-admin
 Secret arca/arca-metrics
 Secret arca/arca-jwt-private
@@ -196,6 +197,13 @@ generate_secrets() {
   pg_password=$(secret_value arca-data arca-postgres password rand_hex 24)
   secret arca-data arca-postgres --from-literal=password="$pg_password"
   secret arca arca-db --from-literal=url="postgres://arca:$pg_password@postgres.arca-data.svc.cluster.local:5432/arca"
+  # each function's own role (the migrate Job creates it with only the grants it needs)
+  role_args=()
+  for fn in "${FUNCTIONS[@]}"; do
+    url=$(secret_value arca arca-db-roles "$fn" printf 'postgres://arca_%s:%s@postgres.arca-data.svc.cluster.local:5432/arca' "$fn" "$(rand_hex 24)")
+    role_args+=("--from-literal=$fn=$url")
+  done
+  secret arca arca-db-roles "${role_args[@]}"
 
   ingest_token=$(secret_value arca arca-ingest-token token rand_hex 32)
   secret arca arca-ingest-token --from-literal=token="$ingest_token"
@@ -406,6 +414,11 @@ if dry; then
   done
   secret arca-data arca-minio-users "${user_args[@]}"
   secret arca arca-db "--from-literal=url=postgres://arca:REDACTED@postgres.arca-data.svc.cluster.local:5432/arca"
+  role_args=()
+  for fn in "${FUNCTIONS[@]}"; do
+    role_args+=("--from-literal=$fn=postgres://arca_$fn:REDACTED@postgres.arca-data.svc.cluster.local:5432/arca")
+  done
+  secret arca arca-db-roles "${role_args[@]}"
   for u in "${S3_USERS[@]}"; do
     secret arca "arca-s3-$u" "--from-literal=access-key=arca-$u" --from-literal=secret-key=REDACTED
   done

@@ -210,11 +210,21 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// A function's own PostgreSQL role, as the migrate Job creates it from ARCA_DB_ROLES
+    /// (named after the test's database too: roles are server-wide).
+    fn role_url(&self, name: &str) -> String {
+        let mut url = url::Url::parse(&self.database).unwrap();
+        let database = url.path().trim_start_matches('/').to_owned();
+        url.set_username(&format!("arca_{name}_{database}")).unwrap();
+        url.set_password(Some(&format!("{name}-role-password-for-the-test"))).unwrap();
+        url.to_string()
+    }
+
     fn env(&self, name: &'static str, port: u16, replica: usize) -> Vec<(String, String)> {
         let k = &self.keys;
         let mut env: Vec<(String, String)> = vec![
             ("PORT".into(), port.to_string()),
-            ("DATABASE_URL".into(), self.database.clone()),
+            ("DATABASE_URL".into(), self.role_url(name)),
             ("ARCA_LOG".into(), "info".into()),
             ("ARCA_METRICS_TOKEN".into(), METRICS_TOKEN.into()),
             ("ARCA_EVENT_LEASE_SECS".into(), "3".into()),
@@ -630,6 +640,45 @@ async fn scalar(pool: &sqlx::PgPool, sql: &str, id: &str) -> i64 {
     sqlx::query_scalar(sql).bind(id).fetch_one(pool).await.unwrap()
 }
 
+/// Each function's role (set by `migrate` from ARCA_DB_ROLES) holds exactly the table
+/// privileges of `dbroles::GRANTS` (the journey below proves they suffice), cannot change
+/// the schema or the audit log, and does not get a second role's privileges.
+async fn function_roles_hold_exactly_their_grants(cluster: &Cluster) {
+    let owner = cluster.pg().await;
+    for (function, grants) in shared::core::dbroles::GRANTS {
+        let role = url::Url::parse(&cluster.role_url(function)).unwrap().username().to_owned();
+        let mut held: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_name::text, privilege_type::text FROM information_schema.role_table_grants \
+             WHERE grantee = $1 AND table_schema = 'public'",
+        )
+        .bind(&role)
+        .fetch_all(&owner)
+        .await
+        .unwrap();
+        held.sort();
+        let mut want: Vec<(String, String)> = grants
+            .iter()
+            .flat_map(|(table, privileges)| privileges.split(", ").map(|p| (table.to_string(), p.to_owned())))
+            .collect();
+        want.sort();
+        assert_eq!(held, want, "{function}'s role {role}");
+        let pool = sqlx::PgPool::connect(&cluster.role_url(function)).await.unwrap();
+        for sql in [
+            "CREATE TABLE smuggled (i int)",
+            "UPDATE audit_log SET outcome = 'success'",
+            "DELETE FROM audit_log",
+            "DELETE FROM audit_checkpoints",
+            "ALTER TABLE artifacts ADD COLUMN smuggled int",
+        ] {
+            let e = sqlx::query(sql).execute(&pool).await.err().unwrap_or_else(|| panic!("{function} ran {sql}"));
+            let code = e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned());
+            assert_eq!(code.as_deref(), Some("42501"), "{function}: {sql}: {e}");
+        }
+        pool.close().await;
+    }
+    owner.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
     let dir = tempfile::tempdir().unwrap();
@@ -730,7 +779,18 @@ async fn functions_as_separate_processes_with_storage_events_and_a_broker() {
             .unwrap();
         assert!(out.status.success(), "{name} {command}: {}", String::from_utf8_lossy(&out.stderr));
     };
-    run("auth", "migrate", &cluster.env("auth", 0, 0));
+    // Migrations as the owner; every function then connects as its own role.
+    let roles = dir.path().join("db-roles");
+    std::fs::create_dir(&roles).unwrap();
+    for (name, _) in layout {
+        std::fs::write(roles.join(name), cluster.role_url(name)).unwrap();
+    }
+    let mut migrate_env = cluster.env("auth", 0, 0);
+    migrate_env.retain(|(k, _)| k != "DATABASE_URL");
+    migrate_env.push(("DATABASE_URL".into(), cluster.database.clone()));
+    migrate_env.push(("ARCA_DB_ROLES".into(), roles.display().to_string()));
+    run("auth", "migrate", &migrate_env);
+    function_roles_hold_exactly_their_grants(&cluster).await;
     run("ingest", "setup-storage", &cluster.env("ingest", 0, 0));
     // Browsers of the SPA's origin may PUT to presigned URLs (MinIO's CORS is server-wide).
     let preflight = cluster

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{bin, free_port, fresh_pg_database, repo_root, Minio, Trivy};
 
-const PG_SERVICE: &str = "postgres://arca:";
+const PG_SERVICE: &str = "postgres://arca";
 const MINIO_SERVICE: &str = "http://minio.arca-data.svc.cluster.local:9000";
 
 /// The rendered deployment, resolved per workload.
@@ -121,6 +121,22 @@ fn function_of(workload: &Value) -> Option<String> {
     functions.contains(&name).then(|| name.to_owned())
 }
 
+/// A URL of the cluster's PostgreSQL Service, pointed at the test's database: the owner
+/// (`arca`, the migrate Job's) becomes the test's own user; a function's role keeps its
+/// password and gets the database's name as a suffix (roles are server-wide, and each test
+/// has a database of its own).
+fn local_database(rendered: &str, database_url: &str) -> String {
+    let rendered = url::Url::parse(rendered.trim()).unwrap();
+    if rendered.username() == "arca" {
+        return database_url.to_owned();
+    }
+    let mut local = url::Url::parse(database_url).unwrap();
+    let database = local.path().trim_start_matches('/').to_owned();
+    local.set_username(&format!("{}_{database}", rendered.username())).unwrap();
+    local.set_password(rendered.password()).unwrap();
+    local.to_string()
+}
+
 /// A workload's process, set up as its container would be.
 struct Pod {
     name: String,
@@ -142,7 +158,12 @@ impl Pod {
         for (path, content) in workload["files"].as_object().into_iter().flatten() {
             let file = at(path);
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-            std::fs::write(&file, STANDARD.decode(content.as_str().unwrap()).unwrap()).unwrap();
+            let mut content = STANDARD.decode(content.as_str().unwrap()).unwrap();
+            let text = String::from_utf8_lossy(&content).into_owned();
+            if text.starts_with(PG_SERVICE) && text.contains(".svc.cluster.local") {
+                content = local_database(&text, database_url).into_bytes(); // a function's role (migrate)
+            }
+            std::fs::write(&file, content).unwrap();
             mounts.push(Path::new(path).parent().unwrap().display().to_string());
         }
         let trivy = Trivy::from_env();
@@ -153,7 +174,7 @@ impl Pod {
             if mounts.iter().any(|m| value == *m || value.starts_with(&format!("{m}/"))) {
                 value = at(&value).display().to_string(); // inside a mount
             } else if value.starts_with(PG_SERVICE) && value.contains(".svc.cluster.local") {
-                value = database_url.to_owned(); // the cluster's PostgreSQL Service
+                value = local_database(&value, database_url); // the cluster's PostgreSQL Service
             } else if value == MINIO_SERVICE {
                 value = minio.endpoint.clone(); // the cluster's MinIO Service
             } else if key == "ARCA_TRIVY" {
@@ -222,6 +243,11 @@ fn migrate(workloads: &[Value], database_url: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("database roles set for: artifacts, audit, auth, download, ingest, scan, sign, upload, users"),
+        "the migration Job must set every function's role: {stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,6 +264,15 @@ async fn every_function_starts_from_its_rendered_manifest() {
     assert_eq!(names, ["artifacts", "audit", "auth", "download", "ingest", "scan", "sign", "upload", "users"]);
 
     let pods: Vec<Pod> = services.iter().map(|w| Pod::new(w, &database_url)).collect();
+    for pod in &pods {
+        let url = url::Url::parse(&pod.env["DATABASE_URL"]).unwrap();
+        assert!(
+            url.username().starts_with(&format!("arca_{}_", pod.name)),
+            "{} must connect as its own PostgreSQL role, not as {}",
+            pod.name,
+            url.username()
+        );
+    }
     let mut running = Vec::new();
     for pod in &pods {
         let port = free_port();

@@ -6,14 +6,20 @@
 //! lease), instead of running on beside the new holder.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::db::{now_ms, Db};
 use crate::with_pool;
 
+/// Whether this process ever asked for a lease: one that never did has none to give up at
+/// shutdown (and its database role may not touch `job_leases`: core::dbroles).
+static ASKED: AtomicBool = AtomicBool::new(false);
+
 /// Takes or renews the lease `name` for `owner` until `now + ttl`; false while another
 /// owner holds it.
 pub async fn acquire(db: &Db, name: &str, owner: &str, ttl: Duration) -> Result<bool, sqlx::Error> {
+    ASKED.store(true, Ordering::Relaxed);
     let now = now_ms();
     let until = now + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     with_pool!(db, |pool| sqlx::query(
@@ -92,6 +98,11 @@ async fn while_held<W: Future>(db: &Db, name: &str, owner: &str, ttl: Duration, 
             }
         }
     }
+}
+
+/// Whether this process has asked for any lease.
+pub fn asked() -> bool {
+    ASKED.load(Ordering::Relaxed)
 }
 
 /// Gives up every lease of `owner` (a clean shutdown): others take the jobs over at once.

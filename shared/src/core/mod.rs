@@ -6,6 +6,7 @@ pub mod audit;
 pub mod blobcrypt;
 pub mod config;
 pub mod db;
+pub mod dbroles;
 pub mod decisions;
 pub mod error;
 pub mod fsutil;

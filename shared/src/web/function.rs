@@ -453,6 +453,14 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     }
     crate::core::db::backfill(&db).await?;
     println!("database migrated");
+    // The functions' own roles (the cluster): see core::dbroles.
+    if let Some(dir) = std::env::var_os("ARCA_DB_ROLES").filter(|d| !d.is_empty()) {
+        let Db::Postgres(pool) = &db else {
+            anyhow::bail!("ARCA_DB_ROLES: function roles need PostgreSQL");
+        };
+        let functions = crate::core::dbroles::apply(pool, std::path::Path::new(&dir)).await?;
+        println!("database roles set for: {}", functions.join(", "));
+    }
     Ok(())
 }
 
@@ -485,7 +493,9 @@ pub async fn run_on(
         tokio::spawn(task);
     }
     let result = crate::web::server::serve(listener, router, tls, &core.config).await;
-    crate::core::leases::release_all(&core.db, &core.instance).await;
+    if crate::core::leases::asked() {
+        crate::core::leases::release_all(&core.db, &core.instance).await;
+    }
     core.audit.flush().await;
     result
 }

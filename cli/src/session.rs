@@ -48,10 +48,13 @@ fn now_secs() -> i64 {
 
 impl Credentials {
     /// Stores a token response: the rotated refresh token and the new access token.
-    fn update(&mut self, tokens: &arca_client::TokenResponse) {
-        self.refresh_token.clone_from(&tokens.refresh_token);
+    fn update(&mut self, tokens: &arca_client::TokenResponse) -> anyhow::Result<()> {
+        // The CLI asks for the refresh token in the body (login) and sends it there (refresh).
+        let refresh = tokens.refresh_token.as_ref().context("the server returned no refresh token")?;
+        self.refresh_token.clone_from(refresh);
         self.access_token = Some(tokens.access_token.clone());
         self.access_expires_at = now_secs().saturating_add(tokens.expires_in);
+        Ok(())
     }
 
     /// The stored access token, if it is still good for a while.
@@ -163,7 +166,7 @@ pub async fn connect() -> anyhow::Result<Client> {
         }
         other => other,
     })?;
-    creds.update(&tokens);
+    creds.update(&tokens)?;
     save(&path, &creds)?;
     Ok(client)
 }
@@ -314,7 +317,7 @@ pub async fn login(args: LoginArgs, out: &Out) -> Outcome {
         access_token: None,
         access_expires_at: 0,
     };
-    creds.update(&tokens);
+    creds.update(&tokens)?;
     let _lock = lock_session(&path)?;
     save(&path, &creds)?;
     let result = serde_json::json!({

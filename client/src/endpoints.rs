@@ -289,7 +289,7 @@ endpoints! {
 
 impl Example for LoginRequest {
     fn example() -> Self {
-        Self { username: "admin".into(), password: "a-long-password".into() }
+        Self { username: "admin".into(), password: "a-long-password".into(), refresh_token_in_body: true }
     }
 }
 

@@ -240,7 +240,8 @@ impl Client {
 
     /// Signs in; the access token is used for the following requests.
     pub async fn login(&self, username: &str, password: &str) -> Result<TokenResponse> {
-        let body = LoginRequest { username: username.to_owned(), password: password.to_owned() };
+        let body =
+            LoginRequest { username: username.to_owned(), password: password.to_owned(), refresh_token_in_body: true };
         let tokens = self.call(&endpoints::LOGIN, &[], Some(&body), None::<&()>).await?;
         self.set_token(Some(tokens.access_token.clone()));
         Ok(tokens)

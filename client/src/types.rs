@@ -76,6 +76,9 @@ impl std::str::FromStr for Status {
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// Asks for the refresh token in the body (browsers get it only as a cookie).
+    #[serde(default)]
+    pub refresh_token_in_body: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,7 +86,9 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: i64,
-    pub refresh_token: String,
+    /// Present when the login asked for it, or the refresh sent it in the body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

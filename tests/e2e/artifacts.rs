@@ -94,6 +94,45 @@ async fn download(arca: &Arca, token: &str, id: &str, range: Option<&str>) -> re
     request.send().await.unwrap()
 }
 
+/// A download link works once, for the user who asked for it while that user may still
+/// download (its lifetime: `links_expire_after_their_lifetime` in features::download; its
+/// artifact and user are sealed: `links_are_sealed`).
+#[tokio::test]
+async fn download_links_are_single_use_and_bound_to_their_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite).await.start().await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let bytes = b"linked bytes".to_vec();
+    let id = publish(&arca, &admin, "linked", bytes.clone()).await;
+    let user_id = arca.create_user(&admin, "link-user", &["consumer"]).await;
+    let user = arca.login("link-user", USER_PASSWORD).await;
+    let (arca_ref, id_ref, user_ref) = (&arca, &id, &user);
+    let link = || async move {
+        let path = format!("/api/artifacts/{id_ref}/download-link");
+        let r = arca_ref.call(Method::POST, &path, Some(user_ref), None).await;
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["url"].as_str().unwrap().to_owned()
+    };
+    let redeem = |url: String| async move {
+        let r = arca_ref.client.get(arca_ref.url(&url)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.bytes().await.unwrap().to_vec())
+    };
+    let url = link().await;
+    assert_eq!(redeem(url.clone()).await, (200, bytes));
+    let (status, body) = redeem(url).await;
+    assert_eq!(status, 403, "a link used twice: {}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("invalid_download_link"));
+
+    // A link outlives neither its user's account nor its user's permission.
+    let url = link().await;
+    let r =
+        arca.call(Method::PUT, &format!("/api/users/{user_id}"), Some(&admin), Some(json!({"disabled": true}))).await;
+    assert_eq!(r.status(), 200);
+    let (status, _) = redeem(url).await;
+    assert_eq!(status, 403, "the link of a disabled user");
+}
+
 /// Byte-identical round trips at the sizes that matter, with digest headers and Range.
 async fn round_trip(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -337,7 +376,22 @@ async fn encrypted_at_rest_and_tamper_evident() {
     assert_eq!(body["code"], "integrity_error");
     // Deleting crypto-shreds: blob gone, tombstone stays.
     std::fs::write(&blob_path, &blob).unwrap();
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", arca.data_dir.join("arca.db").display())).await.unwrap();
+    let wrapped: String =
+        sqlx::query_scalar("SELECT wrapped_key FROM artifacts WHERE id = $1").bind(&id).fetch_one(&db).await.unwrap();
     assert_eq!(arca.call(Method::DELETE, &format!("/api/artifacts/{id}"), Some(&admin), None).await.status(), 204);
+    // The data key is in none of the database's files any more, the write-ahead log included
+    // (security review Medium: it survived there, so a copy of the files still decrypted).
+    let key: Option<String> =
+        sqlx::query_scalar("SELECT wrapped_key FROM artifacts WHERE id = $1").bind(&id).fetch_one(&db).await.unwrap();
+    assert_eq!(key, None);
+    for file in ["arca.db", "arca.db-wal", "arca.db-shm"] {
+        let bytes = std::fs::read(arca.data_dir.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(wrapped.len()).any(|w| w == wrapped.as_bytes()),
+            "the shredded data key is still in {file}"
+        );
+    }
     // The data key is gone at once; the blob goes with the `deleted` event.
     assert!(eventually(Duration::from_secs(10), || async { !blob_path.exists() }).await, "blob left after delete");
     let tomb = status_of(&arca, &admin, &id).await;

@@ -456,15 +456,16 @@ async fn refresh_grace_window(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let arca = Arca::builder(dir.path(), backend).await.start().await;
     let api = arca.api(None);
-    let r0 = api.login("admin", ADMIN_PASSWORD).await.unwrap().refresh_token;
-    let r1 = api.refresh(&r0).await.unwrap().refresh_token;
+    let refresh_token = |t: &arca_client::TokenResponse| t.refresh_token.clone().expect("the CLI's client asks for it");
+    let r0 = refresh_token(&api.login("admin", ADMIN_PASSWORD).await.unwrap());
+    let r1 = refresh_token(&api.refresh(&r0).await.unwrap());
     // The other client, a moment later, with the token just rotated.
     let beside = api.refresh(&r0).await.unwrap();
-    assert_ne!(beside.refresh_token, r1);
+    assert_ne!(refresh_token(&beside), r1);
     assert_eq!(arca.api(Some(&beside.access_token)).me().await.unwrap().username, "admin");
     // Both clients go on.
-    let r2 = api.refresh(&r1).await.unwrap().refresh_token;
-    api.refresh(&beside.refresh_token).await.unwrap();
+    let r2 = refresh_token(&api.refresh(&r1).await.unwrap());
+    api.refresh(&refresh_token(&beside)).await.unwrap();
     // r0 is now older than the latest rotation: theft.
     let reused = api.refresh(&r0).await.unwrap_err();
     assert_eq!(reused.code(), Some("refresh_token_reused"), "{reused}");

@@ -539,7 +539,7 @@ impl Arca {
                 reqwest::Method::POST,
                 "/api/auth/login",
                 None,
-                Some(serde_json::json!({ "username": username, "password": password })),
+                Some(serde_json::json!({ "username": username, "password": password, "refresh_token_in_body": true })),
             )
             .await;
         assert_eq!(response.status(), 200, "login as {username}");

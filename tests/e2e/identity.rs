@@ -320,7 +320,16 @@ async fn audit_actions(arca: &Arca, token: &str, action: &str) -> Vec<Value> {
     page["entries"].as_array().cloned().unwrap_or_default()
 }
 
-/// Reusing a rotated refresh token revokes the family; the audit log shows it.
+/// The `arca_refresh` cookie's value in a response.
+fn refresh_cookie_value(response: &reqwest::Response) -> String {
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    cookie.strip_prefix("arca_refresh=").unwrap().split(';').next().unwrap().to_owned()
+}
+
+/// Reusing a rotated refresh token revokes the family; the audit log shows it. A browser
+/// (a login that does not ask for it in the body) gets the refresh token only as the
+/// HttpOnly cookie, out of page scripts' reach (security review Low); sign-in requests from
+/// another site's page are refused.
 async fn refresh_rotation(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let arca = Arca::builder(dir.path(), backend).await.start().await;
@@ -331,8 +340,18 @@ async fn refresh_rotation(backend: Backend) {
     for attribute in ["arca_refresh=", "HttpOnly", "Secure", "SameSite=Strict", "Path=/api/auth"] {
         assert!(cookie.contains(attribute), "cookie lacks {attribute}: {cookie}");
     }
+    let r1 = refresh_cookie_value(&response);
     let first: Value = response.json().await.unwrap();
-    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    assert!(first["access_token"].is_string() && first.get("refresh_token").is_none(), "a browser's body: {first}");
+    let cross_site = arca
+        .client
+        .post(arca.url("/api/auth/login"))
+        .header("sec-fetch-site", "cross-site")
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403, "a login from another site's page");
     let refresh = |token: String| {
         let arca = &arca;
         async move { arca.call(Method::POST, "/api/auth/refresh", None, Some(json!({"refresh_token": token}))).await }
@@ -344,17 +363,26 @@ async fn refresh_rotation(backend: Backend) {
     let access2 = second["access_token"].as_str().unwrap().to_owned();
     assert_ne!(r1, r2);
     assert_eq!(arca.call(Method::GET, "/api/auth/me", Some(&access2), None).await.status(), 200);
-    // The cookie works as well as the body.
-    let by_cookie = arca
-        .client
-        .post(arca.url("/api/auth/refresh"))
-        .header("cookie", format!("arca_refresh={r2}"))
-        .send()
-        .await
-        .unwrap();
+    // The cookie works as well as the body, and the new token goes back only as a cookie;
+    // not for another site's page.
+    let by_cookie = |site: &'static str| {
+        let (arca, r2) = (&arca, r2.clone());
+        async move {
+            arca.client
+                .post(arca.url("/api/auth/refresh"))
+                .header("cookie", format!("arca_refresh={r2}"))
+                .header("sec-fetch-site", site)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(by_cookie("cross-site").await.status(), 403);
+    let by_cookie = by_cookie("same-origin").await;
     assert_eq!(by_cookie.status(), 200);
+    let r3 = refresh_cookie_value(&by_cookie);
     let third: Value = by_cookie.json().await.unwrap();
-    let r3 = third["refresh_token"].as_str().unwrap().to_owned();
+    assert!(third.get("refresh_token").is_none(), "a cookie refresh's body: {third}");
 
     let reuse = refresh(r1).await;
     assert_eq!(reuse.status(), 401);
@@ -406,6 +434,95 @@ async fn brute_force_lockout(backend: Backend) {
     assert_eq!(status, 429, "a correct password during lockout must be refused: {body}");
 }
 both_backends!(brute_force_lockout);
+
+/// An API token and a refresh token past their expiry are refused (until then they work):
+/// the expiry comparisons in core::tokens and core::sessions.
+async fn expired_tokens_are_refused(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), backend).await.start().await;
+    let db = crate::helpers::TestDb::of(&arca).await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let created = arca
+        .call(
+            Method::POST,
+            "/api/tokens",
+            Some(&admin),
+            Some(json!({"name": "short-lived", "scopes": ["artifacts_read"], "expires_in_days": 1})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let token = created.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned();
+    assert_eq!(arca.call(Method::GET, "/api/artifacts", Some(&token), None).await.status(), 200);
+    let refresh = arca.login_body("admin", ADMIN_PASSWORD).await["refresh_token"].as_str().unwrap().to_owned();
+
+    // Both expire a second ago.
+    let past = now() * 1000 - 1000;
+    db.execute(&format!("UPDATE api_tokens SET expires_at = {past}")).await;
+    db.execute(&format!("UPDATE refresh_tokens SET expires_at = {past}")).await;
+    let r = arca.call(Method::GET, "/api/artifacts", Some(&token), None).await;
+    assert_eq!(r.status(), 401, "an expired API token: {}", r.text().await.unwrap());
+    let r = arca.call(Method::POST, "/api/auth/refresh", None, Some(json!({"refresh_token": refresh}))).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "invalid_refresh_token");
+}
+both_backends!(expired_tokens_are_refused);
+
+/// Wrong passwords lock an account only for the address they came from (anyone could
+/// otherwise lock the admin out everywhere, security review Low); an account guessed at
+/// from many addresses still locks everywhere (the backstop, ×10 the threshold).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lockout_is_per_address_with_an_account_backstop() {
+    let dir = tempfile::tempdir().unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .env("ARCA_TRUSTED_PROXIES", "127.0.0.1")
+        .env("ARCA_LOCKOUT_THRESHOLD", "2")
+        .start()
+        .await;
+    let attempt = |from: String, password: &'static str| {
+        let arca = &arca;
+        async move {
+            let r = arca
+                .client
+                .post(arca.url("/api/auth/login"))
+                .header("x-forwarded-for", from)
+                .json(&json!({"username": "admin", "password": password}))
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    };
+    let attacker = "198.51.100.7".to_owned();
+    for _ in 0..2 {
+        assert_eq!(attempt(attacker.clone(), "wrong-password-1").await, 401);
+    }
+    assert_eq!(attempt(attacker.clone(), ADMIN_PASSWORD).await, 429, "locked for the attacker's address");
+    assert_eq!(attempt("203.0.113.5".to_owned(), ADMIN_PASSWORD).await, 200, "the admin elsewhere is not locked out");
+
+    // One address guessing at many accounts: locked for all of them after 4 × the threshold.
+    let sprayer = "198.51.100.99".to_owned();
+    for i in 0..8 {
+        let r = arca
+            .client
+            .post(arca.url("/api/auth/login"))
+            .header("x-forwarded-for", &sprayer)
+            .json(&json!({"username": format!("someone-{i}"), "password": "wrong-password-1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    assert_eq!(attempt(sprayer, ADMIN_PASSWORD).await, 429, "the address is locked for every account");
+
+    // 2 × 10 failures from ten addresses lock the account for everyone.
+    for i in 1..=10 {
+        for _ in 0..2 {
+            assert_eq!(attempt(format!("192.0.2.{i}"), "wrong-password-1").await, 401);
+        }
+    }
+    assert_eq!(attempt("203.0.113.6".to_owned(), ADMIN_PASSWORD).await, 429, "the backstop locks everywhere");
+}
 
 /// Changing one row breaks verification at that entry; PostgreSQL refuses UPDATE/DELETE.
 async fn audit_chain_tamper(backend: Backend) {

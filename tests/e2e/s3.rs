@@ -288,6 +288,12 @@ async fn s3_multipart_resumes_and_reconciler_cleans_up() {
     })
     .await;
     assert!(aborted, "{:?}", s3.list_multipart_uploads().bucket(&bucket).send().await.unwrap());
+    // What delete means on S3 (README, "What delete erases"): the bucket keeps no versions,
+    // so nothing of a deleted object stays behind a delete marker.
+    let versioning = s3.get_bucket_versioning().bucket(&bucket).send().await.unwrap();
+    assert_eq!(versioning.status(), None, "the bucket must not be versioned");
+    let versions = s3.list_object_versions().bucket(&bucket).prefix(format!("quarantine/{gone}")).send().await.unwrap();
+    assert!(versions.versions().is_empty() && versions.delete_markers().is_empty(), "{versions:?}");
 
     // Orphans: an object nobody owns, and a multipart upload whose artifact failed while
     // the process died before aborting it (the database still names the upload).

@@ -242,6 +242,48 @@ fn hanging_trivy(dir: &Path, pids: &Path) -> PathBuf {
     path
 }
 
+/// Trivy reads hostile input, so it gets none of the server's environment: every run of it
+/// (the version probe, the DB check, each scan) sees only PATH, HOME and TMPDIR, never the
+/// secrets or proxy settings the server was started with (removing an `env_clear()` in
+/// core::scan fails this; the version probe had none).
+#[tokio::test]
+async fn trivy_gets_none_of_the_servers_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("trivy-env.log");
+    let wrapper = dir.path().join("trivy");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n{{ echo \"=== $*\"; env; }} >> {log}\nexec {real} \"$@\"\n",
+            log = log.display(),
+            real = Trivy::from_env().bin.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .env("ARCA_TRIVY", wrapper.to_str().unwrap())
+        .env("AWS_SECRET_ACCESS_KEY", "leaked-aws-secret")
+        .env("GITHUB_TOKEN", "leaked-github-token")
+        .env("HTTPS_PROXY", "http://leaked-proxy:3128")
+        .env("TRIVY_PASSWORD", "leaked-registry-password")
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    let (_, done) = submit(&arca, &admin, "env-probe", "probe.bin", b"plain bytes".to_vec()).await;
+    assert_eq!(done["status"], "approved", "{done}");
+    let seen = std::fs::read_to_string(&log).unwrap();
+    let runs = seen.matches("=== ").count();
+    let scanned = ["=== rootfs", "=== image", "=== sbom"].iter().any(|run| seen.contains(run));
+    assert!(seen.contains("=== --version") && scanned, "Trivy's runs: {seen}");
+    for secret in ["leaked-", ADMIN_PASSWORD, "ARCA_", "DATABASE_URL"] {
+        assert!(!seen.contains(secret), "Trivy saw {secret} in one of its {runs} runs:\n{seen}");
+    }
+    println!("{runs} runs of Trivy, none with the server's environment");
+}
+
 /// Whether a process runs (a zombie waiting for its parent does not).
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

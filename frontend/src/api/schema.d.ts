@@ -1186,6 +1186,12 @@ export interface components {
         LinkProblem: "absolute" | "outside_root" | "written_through";
         LoginRequest: {
             password: string;
+            /**
+             * @description For clients that are not browsers (the CLI): the refresh token is returned in the
+             *     body too. Otherwise it travels only in the `HttpOnly` cookie, out of page scripts'
+             *     reach.
+             */
+            refresh_token_in_body?: boolean;
             username: string;
         };
         Me: {
@@ -1602,8 +1608,12 @@ export interface components {
              * @description Seconds until the access token expires.
              */
             expires_in: number;
-            /** @description Opaque; single use: each refresh returns a new one. */
-            refresh_token: string;
+            /**
+             * @description Opaque; single use: each refresh returns a new one. Only for a login that asked for
+             *     it (`refresh_token_in_body`) and a refresh that sent it in the body; browsers get it
+             *     as the `arca_refresh` cookie alone.
+             */
+            refresh_token?: string | null;
             /** @description Always `Bearer`. */
             token_type: string;
         };
@@ -4811,6 +4821,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description from another site's page */
+            403: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Payload Too Large */
             413: {
                 headers: {
@@ -5068,6 +5089,17 @@ export interface operations {
             };
             /** @description Unauthorized */
             401: {
+                headers: {
+                    /** @description Id of this request, also on its log line */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description from another site's page */
+            403: {
                 headers: {
                     /** @description Id of this request, also on its log line */
                     "X-Request-Id"?: string;

@@ -44,7 +44,9 @@ impl Db {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(5))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    // deleted content (a shredded data key) is overwritten, not just unlinked
+                    .pragma("secure_delete", "ON");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -94,6 +96,23 @@ impl Db {
             Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
         .context("database: migration failed")
+    }
+
+    /// After a crypto-shred: makes the destroyed data unrecoverable from the database's
+    /// files. SQLite overwrites deleted content (`secure_delete`, on every connection), but
+    /// the write-ahead log keeps earlier versions of the changed pages, the data key among
+    /// them, until it is checkpointed and truncated, which this does. PostgreSQL keeps the
+    /// old row version until (auto)vacuum removes it, and its own WAL until recycled:
+    /// nothing is forced there (docs/security.md says so).
+    pub async fn erase_freed(&self) -> Result<(), sqlx::Error> {
+        if let Db::Sqlite(pool) = self {
+            let (busy, _, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(pool).await?;
+            if busy != 0 {
+                tracing::warn!("the SQLite write-ahead log could not be truncated now (readers); it is at the next delete or checkpoint");
+            }
+        }
+        Ok(())
     }
 
     /// Name of the backend, for health output and logs.

@@ -16,7 +16,8 @@ use sqlx::PgPool;
 /// Table privileges of each function's role: what the SQL its routes and jobs run needs,
 /// nothing more (PostgreSQL also asks SELECT for `UPDATE … WHERE`, `RETURNING` and `ON
 /// CONFLICT`, and UPDATE for `FOR UPDATE`). Every function authenticates callers (users,
-/// tokens), counts requests (`rate_windows`) and appends to the audit log, which is
+/// tokens; `users.password_hash` only for `auth` and `users`: [`crate::core::users::COLUMNS`]),
+/// counts requests (`rate_windows`) and appends to the audit log, which is
 /// append-only for all of them: no role may update or delete `audit_log` or
 /// `audit_checkpoints`. A migration that adds a table a function uses changes this too.
 #[rustfmt::skip]
@@ -31,7 +32,7 @@ pub const GRANTS: &[(&str, &[(&str, &str)])] = &[
         ("refresh_tokens", "SELECT"),
         ("revoked_access_tokens", "SELECT"),
         ("scans", "SELECT"),
-        ("users", "SELECT"),
+        ("users", "SELECT (id, username, roles, disabled, created_at, updated_at)"),
     ]),
     ("audit", &[
         ("api_tokens", "SELECT, UPDATE"),
@@ -43,7 +44,7 @@ pub const GRANTS: &[(&str, &[(&str, &str)])] = &[
         ("rate_windows", "SELECT, INSERT, UPDATE"),
         ("refresh_tokens", "SELECT"),
         ("revoked_access_tokens", "SELECT"),
-        ("users", "SELECT"),
+        ("users", "SELECT (id, username, roles, disabled, created_at, updated_at)"),
     ]),
     ("auth", &[
         ("api_tokens", "SELECT, INSERT, UPDATE"),
@@ -65,7 +66,7 @@ pub const GRANTS: &[(&str, &[(&str, &str)])] = &[
         ("refresh_tokens", "SELECT"),
         ("revoked_access_tokens", "SELECT"),
         ("signatures", "SELECT"),
-        ("users", "SELECT"),
+        ("users", "SELECT (id, username, roles, disabled, created_at, updated_at)"),
     ]),
     ("ingest", &[
         ("api_tokens", "SELECT, UPDATE"),
@@ -77,7 +78,7 @@ pub const GRANTS: &[(&str, &[(&str, &str)])] = &[
         ("rate_windows", "SELECT, INSERT, UPDATE"),
         ("refresh_tokens", "SELECT"),
         ("revoked_access_tokens", "SELECT"),
-        ("users", "SELECT"),
+        ("users", "SELECT (id, username, roles, disabled, created_at, updated_at)"),
     ]),
     ("scan", &[
         ("api_tokens", "SELECT, UPDATE"),
@@ -92,7 +93,7 @@ pub const GRANTS: &[(&str, &[(&str, &str)])] = &[
         ("refresh_tokens", "SELECT"),
         ("revoked_access_tokens", "SELECT"),
         ("scans", "SELECT, INSERT"),
-        ("users", "SELECT"),
+        ("users", "SELECT (id, username, roles, disabled, created_at, updated_at)"),
     ]),
     ("sign", &[
         ("api_tokens", "SELECT, UPDATE"),
@@ -107,7 +108,7 @@ pub const GRANTS: &[(&str, &[(&str, &str)])] = &[
         ("revoked_access_tokens", "SELECT"),
         ("scans", "SELECT"),
         ("signatures", "SELECT, INSERT, UPDATE"),
-        ("users", "SELECT"),
+        ("users", "SELECT (id, username, roles, disabled, created_at, updated_at)"),
     ]),
     ("upload", &[
         ("api_tokens", "SELECT, UPDATE"),
@@ -119,7 +120,7 @@ pub const GRANTS: &[(&str, &[(&str, &str)])] = &[
         ("rate_windows", "SELECT, INSERT, UPDATE"),
         ("refresh_tokens", "SELECT"),
         ("revoked_access_tokens", "SELECT"),
-        ("users", "SELECT"),
+        ("users", "SELECT (id, username, roles, disabled, created_at, updated_at)"),
     ]),
     ("users", &[
         ("api_tokens", "SELECT, UPDATE"),

@@ -9,12 +9,12 @@ use crate::with_pool;
 /// bcrypt work factor for every stored password.
 pub const BCRYPT_COST: u32 = 12;
 
-/// A stored account.
+/// A stored account, without its password hash: only signing in and setting a password
+/// read that (`credentials`), and only the `auth` and `users` functions' database roles may.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
     pub id: String,
     pub username: String,
-    pub password_hash: String,
     pub roles: String,
     pub disabled: bool,
     pub created_at: i64,
@@ -27,18 +27,30 @@ impl UserRow {
     }
 }
 
+/// The columns of [`UserRow`]: every database role may read these (core::dbroles).
+pub const COLUMNS: &str = "id, username, roles, disabled, created_at, updated_at";
+
 pub async fn find_by_username(db: &Db, username: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    with_pool!(db, |pool| sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE username = $1")
-        .bind(username)
-        .fetch_optional(pool)
-        .await)
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = $1");
+    with_pool!(db, |pool| sqlx::query_as::<_, UserRow>(&sql).bind(username).fetch_optional(pool).await)
 }
 
 pub async fn find_by_id(db: &Db, id: &str) -> Result<Option<UserRow>, sqlx::Error> {
-    with_pool!(db, |pool| sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await)
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");
+    with_pool!(db, |pool| sqlx::query_as::<_, UserRow>(&sql).bind(id).fetch_optional(pool).await)
+}
+
+/// An account and its password hash, to check a password against.
+pub async fn credentials(db: &Db, username: &str) -> Result<Option<(UserRow, String)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Credentials {
+        #[sqlx(flatten)]
+        user: UserRow,
+        password_hash: String,
+    }
+    let sql = format!("SELECT {COLUMNS}, password_hash FROM users WHERE username = $1");
+    let row = with_pool!(db, |pool| sqlx::query_as::<_, Credentials>(&sql).bind(username).fetch_optional(pool).await)?;
+    Ok(row.map(|c| (c.user, c.password_hash)))
 }
 
 /// Inserts a user; the password is hashed here (bcrypt) on a blocking thread.
@@ -48,7 +60,6 @@ pub async fn create(db: &Db, username: &str, password: &str, roles: &[Role]) -> 
     let row = UserRow {
         id: uuid::Uuid::new_v4().to_string(),
         username: username.to_owned(),
-        password_hash: hash,
         roles: encode_roles(roles),
         disabled: false,
         created_at: now,
@@ -60,7 +71,7 @@ pub async fn create(db: &Db, username: &str, password: &str, roles: &[Role]) -> 
     )
     .bind(&row.id)
     .bind(&row.username)
-    .bind(&row.password_hash)
+    .bind(&hash)
     .bind(&row.roles)
     .bind(row.disabled)
     .bind(row.created_at)

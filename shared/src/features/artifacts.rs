@@ -260,6 +260,9 @@ pub async fn delete(
     if !lifecycle::apply(&core, change).await? {
         return Err(ApiError::new(Code::ConcurrentChange, "the artifact changed meanwhile; retry"));
     }
+    if let Err(e) = core.db.erase_freed().await {
+        tracing::warn!(artifact = %id, error = %e, "the deleted data key's old copies could not be erased now");
+    }
     core.audit
         .record_durable(context.event(&principal, "artifacts.delete", &id, "success", serde_json::Value::Null))
         .await;

@@ -55,6 +55,11 @@ pub struct LoginRequest {
     pub username: String,
     #[schema(max_length = 256)]
     pub password: String,
+    /// For clients that are not browsers (the CLI): the refresh token is returned in the
+    /// body too. Otherwise it travels only in the `HttpOnly` cookie, out of page scripts'
+    /// reach.
+    #[serde(default)]
+    pub refresh_token_in_body: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -64,8 +69,11 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-    /// Opaque; single use: each refresh returns a new one.
-    pub refresh_token: String,
+    /// Opaque; single use: each refresh returns a new one. Only for a login that asked for
+    /// it (`refresh_token_in_body`) and a refresh that sent it in the body; browsers get it
+    /// as the `arca_refresh` cookie alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -94,13 +102,13 @@ pub fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| bcrypt::hash(uuid::Uuid::new_v4().to_string(), users::BCRYPT_COST).unwrap_or_default())
 }
 
-/// The token response plus the refresh cookie.
-fn session_response(issued: &Issued) -> Response {
+/// The token response (the refresh token in it only when `in_body`) plus the refresh cookie.
+fn session_response(issued: &Issued, in_body: bool) -> Response {
     let body = TokenResponse {
         access_token: issued.access_token.clone(),
         token_type: "Bearer".to_owned(),
         expires_in: issued.access_ttl_secs,
-        refresh_token: issued.refresh_token.clone(),
+        refresh_token: in_body.then(|| issued.refresh_token.clone()),
     };
     let cookie = refresh_cookie(&issued.refresh_token, issued.refresh_ttl_secs);
     ([(header::SET_COOKIE, cookie)], Json(body)).into_response()
@@ -125,16 +133,31 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
+/// Refuses a request a browser made for another site's page (`Sec-Fetch-Site: cross-site`):
+/// the refresh cookie is `SameSite=Strict` already; this also covers a login forced on a
+/// browser by another site.
+fn refuse_cross_site(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some(site) if site.eq_ignore_ascii_case("cross-site") => {
+            Err(ApiError::new(Code::Forbidden, "sign-in requests from another site's page are refused"))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Exchanges a username and password for an access token and a refresh token.
 #[utoipa::path(post, path = "/api/auth/login", operation_id = "login", request_body = LoginRequest,
     responses((status = 200, body = TokenResponse), (status = 401, description = "invalid credentials"),
+              (status = 403, description = "from another site's page"),
               (status = 429, description = "locked out or rate limited"), (status = 400), (status = 413), (status = 422)))]
 pub async fn login(
     State(state): State<Core>,
     State(issuer): State<Issuer>,
     Extension(context): Extension<RequestContext>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    refuse_cross_site(&headers)?;
     if request.username.len() > MAX_CREDENTIAL_LEN || request.password.len() > MAX_CREDENTIAL_LEN {
         return Err(ApiError::new(Code::InvalidField, "username and password: at most 256 bytes each"));
     }
@@ -159,8 +182,10 @@ pub async fn login(
             ));
         }
     }
-    let user = users::find_by_username(&state.db, &request.username).await?;
-    let hash = user.as_ref().map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let (user, hash) = match users::credentials(&state.db, &request.username).await? {
+        Some((user, hash)) => (Some(user), hash),
+        None => (None, dummy_hash().to_owned()),
+    };
     let password = request.password;
     let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
         .await
@@ -169,8 +194,9 @@ pub async fn login(
         Some(user) if matches && !user.disabled => user,
         _ => {
             let threshold = state.config.limits.lockout_threshold;
-            lockout::record_failure(&state.db, &keys[0], threshold).await?;
-            lockout::record_failure(&state.db, &keys[1], threshold.saturating_mul(4)).await?;
+            for (key, factor) in keys.iter().zip(lockout::THRESHOLD_FACTORS) {
+                lockout::record_failure(&state.db, key, threshold.saturating_mul(factor)).await?;
+            }
             state
                 .audit
                 .record_durable(context.anonymous_event("auth.login", &target, "failure", serde_json::Value::Null))
@@ -179,18 +205,19 @@ pub async fn login(
         }
     };
     lockout::clear(&state.db, &keys[0]).await?;
+    lockout::clear(&state.db, &keys[2]).await?;
     let issued = sessions::start(&state.db, &issuer.0, state.config.limits.refresh_ttl, &user).await?;
     let mut event = context.anonymous_event("auth.login", &target, "success", serde_json::Value::Null);
     event.actor.clone_from(&user.username);
     event.roles.clone_from(&user.roles);
     state.audit.record_durable(event).await;
-    Ok(session_response(&issued))
+    Ok(session_response(&issued, request.refresh_token_in_body))
 }
 
 /// Rotates a refresh token: returns a new access token and a new refresh token. Reusing
 /// an old refresh token revokes its whole family.
 #[utoipa::path(post, path = "/api/auth/refresh", operation_id = "refreshSession", request_body = RefreshRequest,
-    responses((status = 200, body = TokenResponse), (status = 401)))]
+    responses((status = 200, body = TokenResponse), (status = 401), (status = 403, description = "from another site's page")))]
 pub async fn refresh(
     State(state): State<Core>,
     State(issuer): State<Issuer>,
@@ -204,12 +231,16 @@ pub async fn refresh(
         serde_json::from_slice(&body)
             .map_err(|_| ApiError::new(Code::MalformedJson, "body must be {\"refresh_token\": \"…\"} or empty"))?
     };
+    let in_body = request.refresh_token.is_some();
+    if !in_body {
+        refuse_cross_site(&headers)?;
+    }
     let presented = request
         .refresh_token
         .or_else(|| cookie_value(&headers, REFRESH_COOKIE))
         .ok_or_else(|| ApiError::new(Code::InvalidRefreshToken, "a refresh token is required"))?;
     match sessions::refresh(&state.db, &issuer.0, state.config.limits.refresh_ttl, &presented).await? {
-        Refresh::Rotated(issued, _) => Ok(session_response(&issued)),
+        Refresh::Rotated(issued, _) => Ok(session_response(&issued, in_body)),
         Refresh::Reused { user_id, family_id } => {
             let username = users::find_by_id(&state.db, &user_id).await?.map(|u| u.username).unwrap_or_default();
             let mut event = context.anonymous_event(

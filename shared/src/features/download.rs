@@ -272,6 +272,12 @@ pub async fn create_link(
     Ok(Json(DownloadLink { url: format!("/api/download-links/{}", seal(&links.0, &claims)), expires_at }))
 }
 
+/// A link expiring at `expires_at` is good at `now`: not expired, and not set further ahead
+/// than a link's lifetime (a sealed claim from a misconfigured clock or an old key).
+fn link_is_current(expires_at: i64, now: i64) -> bool {
+    expires_at > now && expires_at <= now + LINK_TTL_MS
+}
+
 /// Downloads through a link from `POST …/download-link`: valid once, within its minute,
 /// for the user who asked for it (still allowed to download), audited like any download.
 #[utoipa::path(get, path = "/api/download-links/{token}", operation_id = "redeemDownloadLink",
@@ -289,7 +295,7 @@ pub async fn redeem_link(
 ) -> Result<Response, ApiError> {
     let invalid = || ApiError::new(Code::InvalidDownloadLink, "the download link is invalid, expired or already used");
     let claims = open(&links.0, &token).ok_or_else(invalid)?;
-    if claims.e <= now_ms() || claims.e > now_ms() + LINK_TTL_MS {
+    if !link_is_current(claims.e, now_ms()) {
         return Err(invalid());
     }
     let used = with_pool!(&core.db, |pool| {
@@ -316,6 +322,16 @@ pub async fn redeem_link(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_expire_after_their_lifetime() {
+        let now = 1_000_000;
+        assert!(link_is_current(now + 1, now));
+        assert!(link_is_current(now + LINK_TTL_MS, now));
+        assert!(!link_is_current(now, now), "expired at this very moment");
+        assert!(!link_is_current(now - 1, now));
+        assert!(!link_is_current(now + LINK_TTL_MS + 1, now), "longer than a link lives");
+    }
 
     #[test]
     fn ranges() {

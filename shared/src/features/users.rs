@@ -120,7 +120,8 @@ fn validate_roles(roles: &[Role]) -> Result<(), ApiError> {
 }
 
 pub async fn list_all(db: &Db) -> Result<Vec<UserRow>, sqlx::Error> {
-    with_pool!(db, |pool| sqlx::query_as::<_, UserRow>("SELECT * FROM users ORDER BY username").fetch_all(pool).await)
+    let sql = format!("SELECT {} FROM users ORDER BY username", crate::core::users::COLUMNS);
+    with_pool!(db, |pool| sqlx::query_as::<_, UserRow>(&sql).fetch_all(pool).await)
 }
 
 /// All accounts.
@@ -186,13 +187,14 @@ pub async fn update(
     let password_hash = match &request.password {
         Some(p) => {
             validate_password(p)?;
-            hash_password(p).await?
+            Some(hash_password(p).await?)
         }
-        None => user.password_hash.clone(),
+        None => None, // kept
     };
     let now = now_ms();
     with_pool!(&state.db, |pool| sqlx::query(
-        "UPDATE users SET roles = $1, password_hash = $2, disabled = $3, updated_at = $4 WHERE id = $5"
+        "UPDATE users SET roles = $1, password_hash = COALESCE($2, password_hash), disabled = $3, updated_at = $4 \
+         WHERE id = $5"
     )
     .bind(encode_roles(&roles))
     .bind(&password_hash)

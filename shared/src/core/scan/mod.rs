@@ -167,6 +167,8 @@ impl Scanner {
             .get_or_init(|| async {
                 let out = tokio::process::Command::new(&self.config.trivy)
                     .args(["--version", "--format", "json"])
+                    .env_clear()
+                    .stdin(Stdio::null())
                     .output()
                     .await;
                 out.ok()

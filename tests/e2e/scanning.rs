@@ -284,6 +284,42 @@ async fn trivy_gets_none_of_the_servers_environment() {
     println!("{runs} runs of Trivy, none with the server's environment");
 }
 
+/// A Trivy whose report is not a SchemaVersion 2 report (`{}`, or not JSON at all) fails
+/// the scan closed: the artifact is never approved (it parsed as "no findings" before).
+#[tokio::test]
+async fn a_report_that_is_not_trivys_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("trivy");
+    // The real Trivy for everything but a scan, whose --output gets the file named in
+    // `report-content` next to it.
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nout=\nprev=\nfor a in \"$@\"; do [ \"$prev\" = --output ] && out=$a; prev=$a; done\n\
+             if [ -n \"$out\" ]; then cat {content} > \"$out\"; exit 0; fi\nexec {real} \"$@\"\n",
+            content = dir.path().join("report-content").display(),
+            real = Trivy::from_env().bin.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let arca = Arca::builder(dir.path(), Backend::Sqlite)
+        .await
+        .env("ARCA_TRIVY", wrapper.to_str().unwrap())
+        .env("ARCA_SCAN_ATTEMPTS", "1")
+        .start()
+        .await;
+    let admin = arca.login("admin", ADMIN_PASSWORD).await;
+    for (i, content) in ["{}", "this is not JSON", "{\"SchemaVersion\": 1, \"Results\": []}"].iter().enumerate() {
+        std::fs::write(dir.path().join("report-content"), content).unwrap();
+        let (_, done) =
+            submit(&arca, &admin, &format!("odd-report-{i}"), "x.bin", format!("bytes {i}").into_bytes()).await;
+        assert_ne!(done["status"], "approved", "a report of {content:?} approved the artifact: {done}");
+        assert_eq!(done["status"], "failed", "{content:?}: {done}");
+    }
+}
+
 /// Whether a process runs (a zombie waiting for its parent does not).
 fn running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

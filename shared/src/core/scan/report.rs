@@ -7,9 +7,14 @@ use utoipa::ToSchema;
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Report {
+    /// Required: a report without it (`{}`, another tool's JSON) is not a clean scan.
+    schema_version: u32,
     #[serde(default)]
     results: Vec<ReportResult>,
 }
+
+/// The report format this parser knows.
+const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -176,6 +181,12 @@ impl Findings {
     /// Parses a Trivy JSON report.
     pub fn parse(json: &[u8]) -> Result<Self, serde_json::Error> {
         let report: Report = serde_json::from_slice(json)?;
+        if report.schema_version != SCHEMA_VERSION {
+            return Err(serde::de::Error::custom(format!(
+                "Trivy report SchemaVersion {} (expected {SCHEMA_VERSION})",
+                report.schema_version
+            )));
+        }
         let mut findings = Findings::default();
         for result in report.results {
             for v in result.vulnerabilities {
@@ -254,6 +265,17 @@ fn normalise(severity: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A report that is not Trivy's SchemaVersion 2 is an error, never "no findings": the
+    /// scan fails closed.
+    #[test]
+    fn anything_but_a_version_2_report_is_refused() {
+        for json in [&b"{}"[..], b"{\"Results\":[]}", b"{\"SchemaVersion\":1}", b"not json", b"", b"[]"] {
+            assert!(Findings::parse(json).is_err(), "{}", String::from_utf8_lossy(json));
+        }
+        let clean = Findings::parse(br#"{"SchemaVersion":2}"#).unwrap();
+        assert!(clean.vulnerabilities.is_empty() && clean.secrets.is_empty());
+    }
+
     #[test]
     fn parses_a_report_and_drops_secret_matches() {
         let json = br#"{"SchemaVersion":2,"Results":[
@@ -274,6 +296,5 @@ mod tests {
         assert_eq!(f.licenses[0].name, "AGPL-3.0");
         let s = f.summary();
         assert_eq!((s.high, s.secrets, s.licenses), (1, 1, 1));
-        assert_eq!(Findings::parse(b"{}").unwrap(), Findings::default());
     }
 }
